@@ -1,0 +1,57 @@
+# qemu-tiers: a thin front end.  The real work is in scripts/ and meson.
+#
+#   make run     set up the host, build the fork, boot the Debian guest
+#                (ACCEL=tcg|kvm, SMP=N, MACHINE=pc|q35)
+#   make check   set up, build fork + vanilla twin, run every test
+#   make bench   set up, build both, run bench/ (BENCH_REPS, BENCH_CONFIGS)
+#   make build   build both QEMUs, the guest and the bench guest
+#   make clean   remove build/ and qemu/ (downloads are kept)
+
+ACCEL ?= tcg
+SMP ?= 1
+MACHINE ?= pc
+BENCH_REPS ?= 3
+BENCH_CONFIGS ?= tcg-smp1,tcg-smp2,kvm-smp1,kvm-irqchip-off-smp1
+export ACCEL SMP MACHINE
+
+S := scripts
+TIERS := build/tiers
+
+.PHONY: all run check bench build build-fork build-vanilla setup fetch tiers clean distclean
+
+all: build
+
+setup:
+	@$(S)/setup-host.sh
+
+fetch: setup
+	@$(S)/fetch-upstream.sh
+	@$(S)/fetch-guest.sh
+
+build-fork: fetch
+	@$(S)/build-qemu.sh fork
+
+build-vanilla: fetch
+	@$(S)/build-qemu.sh vanilla
+
+# Our own meson project: the bench guest and the host-side tests.
+tiers: setup
+	@$(S)/setup-tiers.sh
+
+build: build-fork build-vanilla tiers
+
+run: build-fork
+	@QT_QEMU=fork $(S)/run-guest.sh
+
+check: build
+	@$(S)/check.sh
+
+bench: build
+	@python3 bench/run.py --guest $(TIERS)/bench/bench-guest.elf \
+	    --reps $(BENCH_REPS) --configs $(BENCH_CONFIGS) --markdown build/bench-results.md
+
+clean:
+	rm -rf build/qemu-fork build/qemu-vanilla build/tiers build/run build/guest qemu
+
+distclean:
+	rm -rf build qemu

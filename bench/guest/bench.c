@@ -1,0 +1,497 @@
+/*
+ * qemu-tiers bench guest: times port accesses in a tight loop.
+ *
+ * A freestanding 32-bit multiboot kernel.  For each workload it runs
+ * `rounds` rounds of `n` operations and prints the median TSC cycles per
+ * operation on COM1:
+ *
+ *   BENCH workload=pic_imr cpus=2 n=200000 cycles=83.4 min=80.1
+ *
+ * With smp=2 (or more) the application processors run the same operation
+ * in a loop for as long as the bootstrap processor measures, so every
+ * measured access contends with the others.  Options come from the
+ * multiboot command line (-append): n=, rounds=, smp=, only=.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+
+#define COM1            0x3f8
+#define LAPIC_BASE      0xfee00000u
+#define LAPIC_SVR       0xf0
+#define LAPIC_ICR_LO    0x300
+#define LAPIC_ICR_HI    0x310
+#define ICR_ALL_BUT_SELF 0x000c0000u
+#define ICR_INIT        0x00004500u
+#define ICR_STARTUP     0x00004600u
+#define AP_TRAMP_ADDR   0x8000
+#define MAX_CPUS        4
+#define DEBUG_EXIT_PORT 0xf4
+
+static inline void outb(u16 port, u8 v)
+{
+    asm volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline u8 inb(u16 port)
+{
+    u8 v;
+    asm volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+
+static inline u32 inl(u16 port)
+{
+    u32 v;
+    asm volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+
+static inline u64 rdtsc(void)
+{
+    u32 lo, hi;
+    asm volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi) : : "memory");
+    return ((u64)hi << 32) | lo;
+}
+
+static inline void cpu_relax(void)
+{
+    asm volatile("pause" : : : "memory");
+}
+
+static inline u32 mmio_read32(u32 addr)
+{
+    return *(volatile u32 *)addr;
+}
+
+static inline void mmio_write32(u32 addr, u32 v)
+{
+    *(volatile u32 *)addr = v;
+}
+
+/* ---- output ---------------------------------------------------------- */
+
+static void putc_serial(char c)
+{
+    while (!(inb(COM1 + 5) & 0x20)) {
+        cpu_relax();
+    }
+    outb(COM1, c);
+}
+
+static void puts_serial(const char *s)
+{
+    while (*s) {
+        putc_serial(*s++);
+    }
+}
+
+/* 64-by-32 division without libgcc (the guest links no runtime). */
+static u64 udiv64(u64 n, u32 d, u32 *rem)
+{
+    u64 q = 0, r = 0;
+    int i;
+
+    for (i = 63; i >= 0; i--) {
+        r = (r << 1) | ((n >> i) & 1);
+        if (r >= d) {
+            r -= d;
+            q |= 1ull << i;
+        }
+    }
+    if (rem) {
+        *rem = (u32)r;
+    }
+    return q;
+}
+
+static void put_u64(u64 v)
+{
+    char buf[24];
+    int i = 0;
+    u32 r;
+
+    do {
+        v = udiv64(v, 10, &r);
+        buf[i++] = '0' + r;
+    } while (v);
+    while (i) {
+        putc_serial(buf[--i]);
+    }
+}
+
+static void put_hex(u32 v)
+{
+    int i;
+
+    puts_serial("0x");
+    for (i = 28; i >= 0; i -= 4) {
+        putc_serial("0123456789abcdef"[(v >> i) & 15]);
+    }
+}
+
+/* Prints tenths as "x.y". */
+static void put_tenths(u64 tenths)
+{
+    u32 r;
+
+    put_u64(udiv64(tenths, 10, &r));
+    putc_serial('.');
+    putc_serial('0' + r);
+}
+
+/* ---- command line ------------------------------------------------------ */
+
+static const char *cmdline = "";
+
+static int streq_n(const char *a, const char *b, int n)
+{
+    while (n--) {
+        if (*a != *b) {
+            return 0;
+        }
+        if (!*a) {
+            return 1;
+        }
+        a++;
+        b++;
+    }
+    return 1;
+}
+
+/* Finds "key=" as a word in the command line; returns the value or 0. */
+static const char *opt(const char *key)
+{
+    const char *p = cmdline;
+    int len = 0;
+
+    while (key[len]) {
+        len++;
+    }
+    while (*p) {
+        if ((p == cmdline || p[-1] == ' ') && streq_n(p, key, len) &&
+            p[len] == '=') {
+            return p + len + 1;
+        }
+        p++;
+    }
+    return 0;
+}
+
+static u32 opt_u32(const char *key, u32 dflt)
+{
+    const char *v = opt(key);
+    u32 n = 0;
+
+    if (!v || *v < '0' || *v > '9') {
+        return dflt;
+    }
+    while (*v >= '0' && *v <= '9') {
+        n = n * 10 + (*v++ - '0');
+    }
+    return n;
+}
+
+/* Is `name` listed in only=a,b,c (or is there no only=)? */
+static int selected(const char *name)
+{
+    const char *v = opt("only");
+    int len = 0;
+
+    if (!v) {
+        return 1;
+    }
+    while (name[len]) {
+        len++;
+    }
+    while (*v && *v != ' ') {
+        if (streq_n(v, name, len) && (v[len] == ',' || v[len] == ' ' ||
+                                      !v[len])) {
+            return 1;
+        }
+        while (*v && *v != ',' && *v != ' ') {
+            v++;
+        }
+        if (*v == ',') {
+            v++;
+        }
+    }
+    return 0;
+}
+
+/* ---- ACPI: find the PM timer port in the FADT ------------------------- */
+
+static int sig_is(const void *p, const char *sig, int n)
+{
+    return streq_n((const char *)p, sig, n);
+}
+
+static u32 find_pm_timer_port(void)
+{
+    u32 a, rsdt = 0, i, len;
+
+    for (a = 0xe0000; a < 0x100000; a += 16) {
+        if (sig_is((void *)a, "RSD PTR ", 8)) {
+            rsdt = *(u32 *)(a + 16);
+            break;
+        }
+    }
+    if (!rsdt || !sig_is((void *)rsdt, "RSDT", 4)) {
+        return 0;
+    }
+    len = *(u32 *)(rsdt + 4);
+    for (i = 36; i + 4 <= len; i += 4) {
+        u32 t = *(u32 *)(rsdt + i);
+
+        if (sig_is((void *)t, "FACP", 4)) {
+            return *(u32 *)(t + 76);        /* PM_TMR_BLK */
+        }
+    }
+    return 0;
+}
+
+/* ---- workloads --------------------------------------------------------- */
+
+static u32 pm_timer_port;
+static volatile u32 sink;
+
+static void op_pit_latch_read(void)
+{
+    outb(0x43, 0x00);               /* counter latch, channel 0 */
+    sink += inb(0x40);
+    sink += inb(0x40);
+}
+
+static void op_pic_imr(void)
+{
+    sink += inb(0x21);
+}
+
+static void op_elcr(void)
+{
+    sink += inb(0x4d0);
+}
+
+static void op_i8042_status(void)
+{
+    sink += inb(0x64);
+}
+
+static void op_port61(void)
+{
+    sink += inb(0x61);
+}
+
+static void op_pm_timer(void)
+{
+    sink += inl(pm_timer_port);
+}
+
+static void op_port80_write(void)
+{
+    outb(0x80, 0);
+}
+
+static void op_unassigned(void)
+{
+    sink += inb(0x1234);
+}
+
+struct workload {
+    const char *name;
+    void (*op)(void);
+};
+
+static const struct workload workloads[] = {
+    { "pit_latch_read", op_pit_latch_read },
+    { "pic_imr", op_pic_imr },
+    { "elcr", op_elcr },
+    { "i8042_status", op_i8042_status },
+    { "port61", op_port61 },
+    { "pm_timer", op_pm_timer },
+    { "port80_write", op_port80_write },
+    { "unassigned", op_unassigned },
+};
+#define N_WORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
+
+/* ---- SMP: APs repeat the current op while the BSP measures ------------ */
+
+static volatile u32 ap_alive;
+static volatile u32 ap_gen;
+static volatile u32 ap_stop;
+static volatile u32 ap_running;
+static void (*volatile ap_op)(void);
+
+void ap_main(void);
+void ap_main(void)
+{
+    u32 seen = 0;
+
+    __atomic_fetch_add(&ap_alive, 1, __ATOMIC_SEQ_CST);
+    for (;;) {
+        void (*op)(void);
+
+        while (ap_gen == seen) {
+            cpu_relax();
+        }
+        seen = ap_gen;
+        op = ap_op;
+        __atomic_fetch_add(&ap_running, 1, __ATOMIC_SEQ_CST);
+        while (!ap_stop) {
+            op();
+        }
+        __atomic_fetch_sub(&ap_running, 1, __ATOMIC_SEQ_CST);
+    }
+}
+
+static void spin(u32 loops)
+{
+    while (loops--) {
+        cpu_relax();
+    }
+}
+
+extern const char ap_tramp[], ap_tramp_end[];
+
+static u32 start_aps(u32 want)
+{
+    u8 *dst = (u8 *)AP_TRAMP_ADDR;
+    const char *src = ap_tramp;
+    int tries;
+
+    while (src < ap_tramp_end) {
+        *dst++ = *src++;
+    }
+    mmio_write32(LAPIC_BASE + LAPIC_SVR, 0x1ff);
+    mmio_write32(LAPIC_BASE + LAPIC_ICR_HI, 0);
+    mmio_write32(LAPIC_BASE + LAPIC_ICR_LO, ICR_ALL_BUT_SELF | ICR_INIT);
+    spin(100000);
+    for (tries = 0; tries < 2 && ap_alive < want; tries++) {
+        mmio_write32(LAPIC_BASE + LAPIC_ICR_LO, ICR_ALL_BUT_SELF |
+                     ICR_STARTUP | (AP_TRAMP_ADDR >> 12));
+        spin(1000000);
+    }
+    for (tries = 0; tries < 1000 && ap_alive < want; tries++) {
+        spin(100000);
+    }
+    return ap_alive;
+}
+
+/* ---- measurement ------------------------------------------------------- */
+
+static void sort_u64(u64 *v, u32 n)
+{
+    u32 i, j;
+
+    for (i = 1; i < n; i++) {
+        for (j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            u64 t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    }
+}
+
+static void run_workload(const struct workload *w, u32 n, u32 rounds,
+                         u32 aps)
+{
+    u64 tenths[16];
+    u32 r, i;
+
+    if (aps) {
+        ap_op = w->op;
+        ap_stop = 0;
+        ap_gen = ap_gen + 1;
+        while (ap_running < aps) {
+            cpu_relax();
+        }
+    }
+    for (i = 0; i < n / 10 + 1; i++) {       /* warm-up */
+        w->op();
+    }
+    for (r = 0; r < rounds; r++) {
+        u64 t0 = rdtsc(), t1;
+
+        for (i = 0; i < n; i++) {
+            w->op();
+        }
+        t1 = rdtsc();
+        tenths[r] = udiv64((t1 - t0) * 10, n, 0);
+    }
+    if (aps) {
+        ap_stop = 1;
+        while (ap_running) {
+            cpu_relax();
+        }
+    }
+    sort_u64(tenths, rounds);
+    puts_serial("BENCH workload=");
+    puts_serial(w->name);
+    puts_serial(" cpus=");
+    put_u64(aps + 1);
+    puts_serial(" n=");
+    put_u64(n);
+    puts_serial(" cycles=");
+    put_tenths(tenths[rounds / 2]);
+    puts_serial(" min=");
+    put_tenths(tenths[0]);
+    puts_serial("\n");
+}
+
+struct multiboot_info {
+    u32 flags, mem_lower, mem_upper, boot_device, cmdline;
+};
+
+void bench_main(struct multiboot_info *mbi);
+void bench_main(struct multiboot_info *mbi)
+{
+    u32 n, rounds, smp, aps = 0, i;
+
+    if (mbi->flags & (1 << 2)) {
+        cmdline = (const char *)mbi->cmdline;
+    }
+    n = opt_u32("n", 100000);
+    rounds = opt_u32("rounds", 5);
+    smp = opt_u32("smp", 1);
+    if (rounds < 1 || rounds > 16) {
+        rounds = 5;
+    }
+    if (smp > MAX_CPUS) {
+        smp = MAX_CPUS;
+    }
+
+    pm_timer_port = find_pm_timer_port();
+    puts_serial("BENCH-START cmdline=\"");
+    puts_serial(cmdline);
+    puts_serial("\" pm_timer=");
+    put_hex(pm_timer_port);
+    puts_serial("\n");
+
+    if (smp > 1) {
+        aps = start_aps(smp - 1);
+        if (aps != smp - 1) {
+            puts_serial("BENCH-ERROR only ");
+            put_u64(aps + 1);
+            puts_serial(" cpus came up\n");
+        }
+    }
+    for (i = 0; i < N_WORKLOADS; i++) {
+        if (!selected(workloads[i].name)) {
+            continue;
+        }
+        if (workloads[i].op == op_pm_timer && !pm_timer_port) {
+            puts_serial("BENCH-ERROR no ACPI PM timer found\n");
+            continue;
+        }
+        run_workload(&workloads[i], n, rounds, aps);
+    }
+    puts_serial("BENCH-DONE\n");
+    outb(DEBUG_EXIT_PORT, 0);       /* isa-debug-exit, when present */
+    for (;;) {
+        asm volatile("cli; hlt");
+    }
+}

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Run the port-access micro-benchmarks on the vanilla twin and the fork.
+
+Both builds run the same guest (bench/guest) in the same invocation,
+interleaved (vanilla, fork, vanilla, fork, ...) so that drift on the host
+hits both alike.  Each guest run reports the median of its rounds; this
+script reports the median over runs, and the fork/vanilla ratio.
+
+  bench/run.py --guest build/bench/bench-guest.elf --reps 3 \
+      [--configs tcg-smp1,tcg-smp2,kvm-smp1] [--markdown OUT.md]
+"""
+import argparse
+import datetime
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("QT_BUILD_DIR", os.path.join(TOP, "build"))
+
+# name: (accel options, smp, machine, ops per round)
+CONFIGS = {
+    "tcg-smp1": ("tcg", 1, "pc", 200000),
+    "tcg-smp2": ("tcg", 2, "pc", 200000),
+    "kvm-smp1": ("kvm", 1, "pc", 10000),
+    "kvm-irqchip-off-smp1": ("kvm,kernel-irqchip=off", 1, "pc", 10000),
+}
+# The q35 PM timer lives at another port; the guest finds it in the FADT.
+Q35_WORKLOADS = ["pm_timer"]
+
+BENCH_RE = re.compile(r"^BENCH workload=(\S+) cpus=(\d+) n=(\d+) "
+                      r"cycles=([\d.]+) min=([\d.]+)")
+
+
+def qemu_binary(which):
+    return os.path.join(BUILD, "qemu-" + which, "qemu-system-x86_64")
+
+
+def firmware_dir(which):
+    return os.path.join(BUILD, "firmware-" + which)
+
+
+def run_guest(which, guest, accel, smp, machine, n, only, timeout):
+    """Boot the bench guest once; return {workload: cycles per op}."""
+    cmd = [qemu_binary(which), "-L", firmware_dir(which),
+           "-machine", machine, "-accel", accel, "-smp", str(smp),
+           "-m", "64", "-nodefaults", "-display", "none",
+           "-serial", "stdio", "-no-reboot", "-kernel", guest,
+           "-append", "n=%d rounds=5 smp=%d only=%s" % (n, smp,
+                                                        ",".join(only))]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            text=True)
+    results, lines, done = {}, [], False
+    deadline = time.monotonic() + timeout
+    try:
+        for line in proc.stdout:
+            line = line.strip()
+            lines.append(line)
+            m = BENCH_RE.match(line)
+            if m:
+                results[m.group(1)] = float(m.group(4))
+            if line.startswith("BENCH-ERROR"):
+                sys.stderr.write("%s %s: %s\n" % (which, accel, line))
+            if line == "BENCH-DONE":
+                done = True
+                break
+            if time.monotonic() > deadline:
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+    if not done:
+        raise RuntimeError("%s %s smp%d %s: guest did not finish; output:\n%s"
+                           % (which, accel, smp, machine,
+                              "\n".join(lines[-20:])))
+    return results
+
+
+def describe_machine():
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    kvm = "usable" if os.access("/dev/kvm", os.W_OK) else "absent"
+    return ("%s, %d CPUs, Linux %s, /dev/kvm %s"
+            % (cpu, os.cpu_count(), platform.release(), kvm))
+
+
+def version_of(which):
+    out = subprocess.run([qemu_binary(which), "--version"],
+                         capture_output=True, text=True).stdout
+    return out.splitlines()[0] if out else "?"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--guest", required=True)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--configs", default="tcg-smp1,tcg-smp2,kvm-smp1")
+    ap.add_argument("--markdown", help="also write the table here")
+    ap.add_argument("--timeout", type=int, default=300)
+    args = ap.parse_args()
+
+    workloads = ["pit_latch_read", "pic_imr", "elcr", "i8042_status",
+                 "port61", "pm_timer", "port80_write", "unassigned"]
+    configs = []
+    for name in args.configs.split(","):
+        if name not in CONFIGS:
+            sys.exit("bench: unknown config '%s' (known: %s)"
+                     % (name, ", ".join(CONFIGS)))
+        if CONFIGS[name][0].startswith("kvm") and \
+                not os.access("/dev/kvm", os.W_OK):
+            print("bench: skipping %s: /dev/kvm is not usable" % name)
+            continue
+        configs.append(name)
+
+    rows = []
+    for name in configs:
+        accel, smp, machine, n = CONFIGS[name]
+        # (workload label, machine, workloads to run in that guest)
+        runs = [(machine, workloads)]
+        if machine == "pc":
+            runs.append(("q35", Q35_WORKLOADS))
+        samples = {}
+        for rep in range(args.reps):
+            for which in ("vanilla", "fork"):
+                for mach, only in runs:
+                    res = run_guest(which, args.guest, accel, smp, mach, n,
+                                    only, args.timeout)
+                    for w, cyc in res.items():
+                        key = w if mach == machine else "%s (%s)" % (w, mach)
+                        samples.setdefault((key, which), []).append(cyc)
+            print("bench: %s rep %d/%d done" % (name, rep + 1, args.reps),
+                  file=sys.stderr)
+        keys = []
+        for mach, only in runs:
+            for w in only:
+                keys.append(w if mach == machine else "%s (%s)" % (w, mach))
+        for key in keys:
+            v = samples.get((key, "vanilla"))
+            f = samples.get((key, "fork"))
+            if not v or not f:
+                continue
+            mv, mf = statistics.median(v), statistics.median(f)
+            rows.append((name, key, mv, mf, mf / mv if mv else float("nan")))
+
+    head = ["| config | workload | vanilla cycles/op | fork cycles/op "
+            "| fork/vanilla |", "|---|---|---:|---:|---:|"]
+    body = ["| %s | %s | %.1f | %.1f | %.2f |" % r for r in rows]
+    meta = ["", "Machine: " + describe_machine(),
+            "Vanilla: " + version_of("vanilla"),
+            "Fork: " + version_of("fork"),
+            "Date: %s; %d runs per build, interleaved; each run reports the "
+            "median of 5 rounds; table shows the median over runs."
+            % (datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+               args.reps),
+            "pit_latch_read is one op of three accesses (0x43 latch, two "
+            "0x40 reads); every other op is one access.", ""]
+    text = "\n".join(head + body + meta)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Configure and build QEMU: `build-qemu.sh fork` (qemu/, patched) or
+# `build-qemu.sh vanilla` (build/src-vanilla, no patches).  Both use the same
+# configure flags; only --with-pkgversion differs, so `--version` tells them
+# apart while query-version keeps 10.0.13.  Incremental, and cached by ccache
+# through its masquerade directory (QEMU's configure pins the compiler name,
+# so meson's own ccache detection does not apply).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+which=${1:?usage: build-qemu.sh fork|vanilla}
+case $which in
+fork)    src=$TOP/qemu; pkgv="qemu-tiers, Debian $QEMU_SRC_VERSION" ;;
+vanilla) src=$BUILD/src-vanilla; pkgv="qemu-tiers vanilla twin, Debian $QEMU_SRC_VERSION" ;;
+*) die "build-qemu.sh: unknown build '$which' (expected fork or vanilla)" ;;
+esac
+out=$BUILD/qemu-$which${QT_BUILD_SUFFIX:-}
+[ -x "$src/configure" ] || die "no QEMU source at $src: run scripts/fetch-upstream.sh (make setup)"
+
+# One list for both builds.  QT_CONFIGURE_EXTRA adds flags (e.g. sanitizers)
+# to both alike.
+flags=(--target-list=x86_64-softmmu --without-default-features
+       --enable-kvm --enable-tcg --enable-slirp --enable-fdt=system
+       --disable-docs --disable-install-blobs --python=/usr/bin/python3
+       "--with-pkgversion=$pkgv")
+# shellcheck disable=SC2206
+flags+=(${QT_CONFIGURE_EXTRA:-})
+key=$(printf '%s\n' "${flags[@]}" | sha256sum | cut -d' ' -f1)
+
+[ -x /usr/lib/ccache/cc ] && export PATH=/usr/lib/ccache:$PATH
+mkdir -p "$out"
+if [ ! -f "$out/build.ninja" ] || [ "$(cat "$out/.qemu-tiers-configure" 2>/dev/null)" != "$key" ]; then
+    say "configuring $which in ${out#"$TOP"/}"
+    (cd "$out" && "$src/configure" "${flags[@]}") >"$out/configure.log" 2>&1 ||
+        die "configure of $which failed; last lines of ${out#"$TOP"/}/configure.log:
+$(tail -n 15 "$out/configure.log")"
+    echo "$key" > "$out/.qemu-tiers-configure"
+fi
+say "building $which"
+make -C "$out" -j"$(nproc)" >"$out/make.log" 2>&1 ||
+    die "build of $which failed; last lines of ${out#"$TOP"/}/make.log:
+$(grep -E 'error|Error' "$out/make.log" | head -n 20)"
+"$out/qemu-system-x86_64" --version | head -n1 >&2

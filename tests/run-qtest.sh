@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Run one of our qtests (built inside the fork's tree) against a build:
+#   run-qtest.sh fork|vanilla TEST
+# The same test binary drives both QEMUs: compatibility is the point.
+set -euo pipefail
+which=$1 test=$2
+b=${QT_BUILD_DIR:?}
+exe=$b/qemu-fork/tests/qtest/tiers/$test
+[ -x "$exe" ] || { echo "Bail out! $exe not built"; exit 1; }
+export QTEST_QEMU_BINARY=$b/qemu-$which/qemu-system-x86_64
+case $which in
+fork) export QT_EXPECT_PACKAGE="qemu-tiers, Debian" ;;
+vanilla) export QT_EXPECT_PACKAGE="qemu-tiers vanilla twin" ;;
+esac
+exec "$exe" --tap -k
