@@ -40,16 +40,12 @@ def qemu_binary(which):
     return os.path.join(BUILD, "qemu-" + which, "qemu-system-x86_64")
 
 
-def firmware_dir(which):
-    return os.path.join(BUILD, "firmware-" + which)
-
-
 def run_guest(which, guest, accel, smp, machine, n, only, timeout):
     """Boot the bench guest once; return {workload: cycles per op}."""
-    cmd = [qemu_binary(which), "-L", firmware_dir(which),
-           "-machine", machine, "-accel", accel, "-smp", str(smp),
+    cmd = [qemu_binary(which), "-machine", machine, "-accel", accel, "-smp", str(smp),
            "-m", "64", "-nodefaults", "-display", "none",
            "-serial", "stdio", "-no-reboot", "-kernel", guest,
+           "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
            "-append", "n=%d rounds=5 smp=%d only=%s" % (n, smp,
                                                         ",".join(only))]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,

@@ -39,5 +39,20 @@ fi
 say "building $which"
 make -C "$out" -j"$(nproc)" >"$out/make.log" 2>&1 ||
     die "build of $which failed; last lines of ${out#"$TOP"/}/make.log:
-$(grep -E 'error|Error' "$out/make.log" | head -n 20)"
+$(grep -E 'error:|FAILED:|Error [0-9]' "$out/make.log" | head -n 20)"
+# Firmware where the build's own data directory is (qemu-bundle, as upstream
+# does for its blobs), so every user of the build -- make run, qtests,
+# bench, libvirt -- finds it without -L: SeaBIOS from Debian's package, the
+# option ROMs this build compiled (linuxboot_dma.bin for -kernel).
+datadir=$out/qemu-bundle/usr/local/share/qemu
+mkdir -p "$datadir"
+[ -f /usr/share/seabios/bios-256k.bin ] || die "SeaBIOS missing (package seabios; run 'make setup')"
+for f in /usr/share/seabios/*.bin; do
+    ln -sfn "$f" "$datadir/"
+done
+for f in linuxboot_dma.bin linuxboot.bin multiboot_dma.bin multiboot.bin kvmvapic.bin pvh.bin; do
+    [ -f "$out/pc-bios/optionrom/$f" ] ||
+        die "option ROM $f was not built (needs gcc-multilib for -m32/-m16; run 'make setup')"
+    ln -sfn "../../../../../pc-bios/optionrom/$f" "$datadir/$f"
+done
 "$out/qemu-system-x86_64" --version | head -n1 >&2

@@ -22,13 +22,12 @@ if [ "$accel" = kvm ] && [ ! -w /dev/kvm ]; then
 fi
 
 qemu=$(qemu_binary "$which")
-fw=$(firmware_dir "$which")
 g=$BUILD/guest
 [ -f "$g/vmlinuz" ] && [ -f "$g/initramfs.cpio.gz" ] || die "no guest in build/guest (run scripts/fetch-guest.sh)"
 mkdir -p "$BUILD/run"
 log=${QT_LOG:-$BUILD/run/$which-$accel-smp$smp.log}
 
-cmd=("$qemu" -L "$fw" -machine "$machine" -accel "$accel" -smp "$smp" -m 512
+cmd=("$qemu" -machine "$machine" -accel "$accel" -smp "$smp" -m 512
      -nodefaults -display none -serial stdio -no-reboot
      -kernel "$g/vmlinuz" -initrd "$g/initramfs.cpio.gz"
      -append "console=ttyS0 panic=-1 ${QT_APPEND:-}")

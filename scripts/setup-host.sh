@@ -11,7 +11,7 @@ base=/etc/apt/sources.list.d/debian.sources
 src_list=/etc/apt/sources.list.d/qemu-tiers-trixie-src.sources
 bpo_list=/etc/apt/sources.list.d/qemu-tiers-bookworm-backports.sources
 
-PKGS="gcc make patch xz-utils dpkg-dev python3 python3-venv ninja-build flex bison
+PKGS="gcc gcc-multilib make patch xz-utils dpkg-dev python3 python3-venv ninja-build flex bison
       libglib2.0-dev libpixman-1-dev libslirp-dev libfdt-dev pkgconf seabios ccache"
 BPO_PKGS="meson python3-pycotap"
 

@@ -46,10 +46,13 @@ static QTestState *start_pc(void)
     return qtest_init("-machine pc -nodefaults");
 }
 
-/* Loads a count and returns the virtual time of the load. */
+/*
+ * Loads a count and returns the virtual time of the load.  qtest has no
+ * "read the clock" command and refuses a zero step, so step 1 ns.
+ */
 static int64_t pit_load(QTestState *qts, int ch, int mode, uint16_t count)
 {
-    int64_t now = qtest_clock_step(qts, 0);
+    int64_t now = qtest_clock_step(qts, 1);
 
     qtest_outb(qts, PIT_MODE, PIT_CW(ch, PIT_RW_LOHI, mode));
     qtest_outb(qts, PIT_CH0 + ch, count & 0xff);
