@@ -28,6 +28,10 @@ flags+=(${QT_CONFIGURE_EXTRA:-})
 key=$(printf '%s\n' "${flags[@]}" | sha256sum | cut -d' ' -f1)
 
 [ -x /usr/lib/ccache/cc ] && export PATH=/usr/lib/ccache:$PATH
+# Let a fresh clone elsewhere hit the same cache: paths under the checkout
+# are hashed relative to it, and the build directory is not hashed (objects
+# from the cache may then carry another clone's path as DW_AT_comp_dir).
+export CCACHE_BASEDIR=$TOP CCACHE_NOHASHDIR=true
 mkdir -p "$out"
 if [ ! -f "$out/build.ninja" ] || [ "$(cat "$out/.qemu-tiers-configure" 2>/dev/null)" != "$key" ]; then
     say "configuring $which in ${out#"$TOP"/}"

@@ -15,10 +15,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
-typedef unsigned char u8;
-typedef unsigned short u16;
-typedef unsigned int u32;
-typedef unsigned long long u64;
+#include "bench.h"
 
 #define COM1            0x3f8
 #define LAPIC_BASE      0xfee00000u
@@ -63,14 +60,20 @@ static inline void cpu_relax(void)
     asm volatile("pause" : : : "memory");
 }
 
-static inline u32 mmio_read32(u32 addr)
-{
-    return *(volatile u32 *)addr;
-}
-
 static inline void mmio_write32(u32 addr, u32 v)
 {
-    *(volatile u32 *)addr = v;
+    *(volatile u32 *)addr = v;      /* device register: every store counts */
+}
+
+/* Shared between the BSP and the APs; no libc, so GCC's atomic builtins. */
+static inline u32 shared_load(const u32 *p)
+{
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline void shared_store(u32 *p, u32 v)
+{
+    __atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
 
 /* ---- output ---------------------------------------------------------- */
@@ -257,38 +260,43 @@ static u32 find_pm_timer_port(void)
 /* ---- workloads --------------------------------------------------------- */
 
 static u32 pm_timer_port;
-static volatile u32 sink;
+
+/* Keeps a value the benchmark reads from being optimised away. */
+static inline void consume(u32 v)
+{
+    asm volatile("" : : "r"(v));
+}
 
 static void op_pit_latch_read(void)
 {
     outb(0x43, 0x00);               /* counter latch, channel 0 */
-    sink += inb(0x40);
-    sink += inb(0x40);
+    consume(inb(0x40));
+    consume(inb(0x40));
 }
 
 static void op_pic_imr(void)
 {
-    sink += inb(0x21);
+    consume(inb(0x21));
 }
 
 static void op_elcr(void)
 {
-    sink += inb(0x4d0);
+    consume(inb(0x4d0));
 }
 
 static void op_i8042_status(void)
 {
-    sink += inb(0x64);
+    consume(inb(0x64));
 }
 
 static void op_port61(void)
 {
-    sink += inb(0x61);
+    consume(inb(0x61));
 }
 
 static void op_pm_timer(void)
 {
-    sink += inl(pm_timer_port);
+    consume(inl(pm_timer_port));
 }
 
 static void op_port80_write(void)
@@ -298,7 +306,7 @@ static void op_port80_write(void)
 
 static void op_unassigned(void)
 {
-    sink += inb(0x1234);
+    consume(inb(0x1234));
 }
 
 struct workload {
@@ -320,13 +328,12 @@ static const struct workload workloads[] = {
 
 /* ---- SMP: APs repeat the current op while the BSP measures ------------ */
 
-static volatile u32 ap_alive;
-static volatile u32 ap_gen;
-static volatile u32 ap_stop;
-static volatile u32 ap_running;
-static void (*volatile ap_op)(void);
+static u32 ap_alive;        /* APs that reached ap_main */
+static u32 ap_gen;          /* bumped by the BSP to start a workload */
+static u32 ap_stop;         /* set by the BSP when its measurement ends */
+static u32 ap_running;      /* APs inside a workload loop */
+static u32 ap_workload;     /* index into workloads[] */
 
-void ap_main(void);
 void ap_main(void)
 {
     u32 seen = 0;
@@ -335,13 +342,13 @@ void ap_main(void)
     for (;;) {
         void (*op)(void);
 
-        while (ap_gen == seen) {
+        while (shared_load(&ap_gen) == seen) {
             cpu_relax();
         }
-        seen = ap_gen;
-        op = ap_op;
+        seen = shared_load(&ap_gen);
+        op = workloads[shared_load(&ap_workload)].op;
         __atomic_fetch_add(&ap_running, 1, __ATOMIC_SEQ_CST);
-        while (!ap_stop) {
+        while (!shared_load(&ap_stop)) {
             op();
         }
         __atomic_fetch_sub(&ap_running, 1, __ATOMIC_SEQ_CST);
@@ -354,8 +361,6 @@ static void spin(u32 loops)
         cpu_relax();
     }
 }
-
-extern const char ap_tramp[], ap_tramp_end[];
 
 static u32 start_aps(u32 want)
 {
@@ -370,15 +375,15 @@ static u32 start_aps(u32 want)
     mmio_write32(LAPIC_BASE + LAPIC_ICR_HI, 0);
     mmio_write32(LAPIC_BASE + LAPIC_ICR_LO, ICR_ALL_BUT_SELF | ICR_INIT);
     spin(100000);
-    for (tries = 0; tries < 2 && ap_alive < want; tries++) {
+    for (tries = 0; tries < 2 && shared_load(&ap_alive) < want; tries++) {
         mmio_write32(LAPIC_BASE + LAPIC_ICR_LO, ICR_ALL_BUT_SELF |
                      ICR_STARTUP | (AP_TRAMP_ADDR >> 12));
         spin(1000000);
     }
-    for (tries = 0; tries < 1000 && ap_alive < want; tries++) {
+    for (tries = 0; tries < 1000 && shared_load(&ap_alive) < want; tries++) {
         spin(100000);
     }
-    return ap_alive;
+    return shared_load(&ap_alive);
 }
 
 /* ---- measurement ------------------------------------------------------- */
@@ -396,17 +401,17 @@ static void sort_u64(u64 *v, u32 n)
     }
 }
 
-static void run_workload(const struct workload *w, u32 n, u32 rounds,
-                         u32 aps)
+static void run_workload(u32 index, u32 n, u32 rounds, u32 aps)
 {
+    const struct workload *w = &workloads[index];
     u64 tenths[16];
     u32 r, i;
 
     if (aps) {
-        ap_op = w->op;
-        ap_stop = 0;
-        ap_gen = ap_gen + 1;
-        while (ap_running < aps) {
+        shared_store(&ap_workload, index);
+        shared_store(&ap_stop, 0);
+        shared_store(&ap_gen, shared_load(&ap_gen) + 1);
+        while (shared_load(&ap_running) < aps) {
             cpu_relax();
         }
     }
@@ -423,8 +428,8 @@ static void run_workload(const struct workload *w, u32 n, u32 rounds,
         tenths[r] = udiv64((t1 - t0) * 10, n, 0);
     }
     if (aps) {
-        ap_stop = 1;
-        while (ap_running) {
+        shared_store(&ap_stop, 1);
+        while (shared_load(&ap_running)) {
             cpu_relax();
         }
     }
@@ -442,11 +447,6 @@ static void run_workload(const struct workload *w, u32 n, u32 rounds,
     puts_serial("\n");
 }
 
-struct multiboot_info {
-    u32 flags, mem_lower, mem_upper, boot_device, cmdline;
-};
-
-void bench_main(struct multiboot_info *mbi);
 void bench_main(struct multiboot_info *mbi)
 {
     u32 n, rounds, smp, aps = 0, i;
@@ -487,7 +487,7 @@ void bench_main(struct multiboot_info *mbi)
             puts_serial("BENCH-ERROR no ACPI PM timer found\n");
             continue;
         }
-        run_workload(&workloads[i], n, rounds, aps);
+        run_workload(i, n, rounds, aps);
     }
     puts_serial("BENCH-DONE\n");
     outb(DEBUG_EXIT_PORT, 0);       /* isa-debug-exit, when present */

@@ -1,0 +1,25 @@
+/*
+ * qemu-tiers bench guest: what boot.S and bench.c share.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef BENCH_GUEST_H
+#define BENCH_GUEST_H
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+
+struct multiboot_info {
+    u32 flags, mem_lower, mem_upper, boot_device, cmdline;
+};
+
+/* boot.S: the real-mode AP trampoline, copied below 1 MiB. */
+extern const char ap_tramp[], ap_tramp_end[];
+
+/* bench.c: entry points called from boot.S. */
+void bench_main(struct multiboot_info *mbi);
+void ap_main(void);
+
+#endif
