@@ -10,7 +10,7 @@
 ACCEL ?= tcg
 SMP ?= 1
 MACHINE ?= pc
-BENCH_REPS ?= 3
+BENCH_REPS ?= 5
 BENCH_CONFIGS ?= tcg-smp1,tcg-smp2,kvm-smp1,kvm-irqchip-split-smp1
 export ACCEL SMP MACHINE
 

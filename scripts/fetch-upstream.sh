@@ -62,7 +62,7 @@ if [ ! -f "$fork_stamp" ] || [ "$(cat "$fork_stamp")" != "$patch_key" ]; then
     # Our folders become part of QEMU's tree (meson refuses '..' in subdir()).
     ln -s ../../hw/split "$TOP/qemu.tmp/hw/split"
     ln -s ../../accel/route "$TOP/qemu.tmp/accel/route"
-    ln -s ../../../tests/qtest "$TOP/qemu.tmp/tests/qtest/tiers"
+    ln -s ../../tests "$TOP/qemu.tmp/tests/tiers"
     # cp -a kept pristine mtimes, so ninja and ccache redo only what changed.
     rm -rf "$TOP/qemu"
     mv "$TOP/qemu.tmp" "$TOP/qemu"

@@ -5,7 +5,7 @@
 set -euo pipefail
 which=$1 test=$2
 b=${QT_BUILD_DIR:?}
-exe=$b/qemu-fork/tests/qtest/tiers/$test
+exe=$b/qemu-fork/tests/tiers/qtest/$test
 [ -x "$exe" ] || { echo "Bail out! $exe not built"; exit 1; }
 export QTEST_QEMU_BINARY=$b/qemu-$which/qemu-system-x86_64
 case $which in

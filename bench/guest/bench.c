@@ -404,7 +404,7 @@ static void sort_u64(u64 *v, u32 n)
 static void run_workload(u32 index, u32 n, u32 rounds, u32 aps)
 {
     const struct workload *w = &workloads[index];
-    u64 tenths[16];
+    u64 tenths[32];
     u32 r, i;
 
     if (aps) {
@@ -457,7 +457,7 @@ void bench_main(struct multiboot_info *mbi)
     n = opt_u32("n", 100000);
     rounds = opt_u32("rounds", 5);
     smp = opt_u32("smp", 1);
-    if (rounds < 1 || rounds > 16) {
+    if (rounds < 1 || rounds > 32) {
         rounds = 5;
     }
     if (smp > MAX_CPUS) {
