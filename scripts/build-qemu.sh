@@ -44,6 +44,12 @@ say "building $which"
 make -C "$out" -j"$(nproc)" >"$out/make.log" 2>&1 ||
     die "build of $which failed; last lines of ${out#"$TOP"/}/make.log:
 $(grep -E 'error:|FAILED:|Error [0-9]' "$out/make.log" | head -n 20)"
+# Our code must build without warnings (QEMU's configure enables -Werror
+# only in git checkouts); the log holds what this run compiled.
+if grep -E "(accel/route|hw/split|tests/tiers)/[^:]*:[0-9]+:[0-9]+: warning" "$out/make.log" >&2; then
+    die "warnings in qemu-tiers code (above); see ${out#"$TOP"/}/make.log"
+fi
+
 # Firmware where the build's own data directory is (qemu-bundle, as upstream
 # does for its blobs), so every user of the build -- make run, qtests,
 # bench, libvirt -- finds it without -L: SeaBIOS from Debian's package, the

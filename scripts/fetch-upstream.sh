@@ -63,6 +63,7 @@ if [ ! -f "$fork_stamp" ] || [ "$(cat "$fork_stamp")" != "$patch_key" ]; then
     ln -s ../../hw/split "$TOP/qemu.tmp/hw/split"
     ln -s ../../accel/route "$TOP/qemu.tmp/accel/route"
     ln -s ../../tests "$TOP/qemu.tmp/tests/tiers"
+    ln -s ../accel/route/exit-route.json "$TOP/qemu.tmp/qapi/exit-route.json"
     # cp -a kept pristine mtimes, so ninja and ccache redo only what changed.
     rm -rf "$TOP/qemu"
     mv "$TOP/qemu.tmp" "$TOP/qemu"

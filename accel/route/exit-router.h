@@ -1,0 +1,87 @@
+/*
+ * qemu-tiers exit router: the one entry point for port I/O exits.
+ *
+ * KVM (kvm_handle_io), TCG (helper_in[bwl], helper_out[bwl]) and qtest
+ * (inb, outb...) call exit_route_pio() instead of address_space_*() on
+ * address_space_io.
+ * It looks the access up in the current route table (RCU, no lock) and
+ * hands it to the route's handler:
+ *
+ *   device   QEMU's device model: the unchanged address_space path
+ *   inline   a registered in-process handler (the kernel tier); it may
+ *            decline, and the access goes on to the next route
+ *   ignore   reads return all-ones, writes are dropped
+ *   log      counted and traced, then passed on to the next route
+ *
+ * An access no route matches takes the device path: one table lookup is
+ * all the router adds.  Rep-string I/O (count > 1) is decided once, on
+ * its first element, and never split between handlers; inline handlers
+ * see single accesses only, so a batch passes them by.
+ *
+ * Locking: see docs/locking.rst.  Lookups run under rcu_read_lock() and
+ * take no lock.  Route changes are serialised by the BQL and publish a
+ * new table with qatomic_rcu_set(); the old one is freed after a grace
+ * period.
+ *
+ * Copyright (c) 2026 qemu-tiers contributors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef ACCEL_ROUTE_EXIT_ROUTER_H
+#define ACCEL_ROUTE_EXIT_ROUTER_H
+
+#include "exec/memattrs.h"
+#include "accel/route/route-table.h"
+
+/* What an inline handler did with an access. */
+typedef enum ExitInlineResult {
+    EXIT_INLINE_DONE,           /* completed; *data holds a read's value */
+    EXIT_INLINE_DECLINE,        /* not touched: try the next route */
+} ExitInlineResult;
+
+/*
+ * An inline handler.  @access is called in the vCPU thread without the
+ * BQL (or from qtest with it).  It must decide to decline before it
+ * changes any state, so that the next handler sees an untouched device.
+ */
+typedef struct ExitInlineOps {
+    ExitInlineResult (*access)(void *opaque, const ExitAccess *access,
+                               uint64_t *data);
+} ExitInlineOps;
+
+/*
+ * Register/unregister an inline handler under @name, which routes name
+ * with handler=inline,inline=@name.  Called with the BQL held.
+ */
+void exit_router_register_inline(const char *name, const ExitInlineOps *ops,
+                                 void *opaque);
+void exit_router_unregister_inline(const char *name);
+
+/*
+ * How each caller reached the device model before the router existed.
+ * The device handler keeps that exact path, so that "device" is
+ * bit-for-bit the vanilla behaviour of that accelerator (they differ for
+ * accesses that straddle two regions: address_space_rw splits them,
+ * address_space_ld/st hands them whole to the first region).
+ */
+typedef enum ExitPioPath {
+    EXIT_PIO_PATH_RW,           /* KVM: address_space_rw() per element */
+    EXIT_PIO_PATH_LDST,         /* TCG: address_space_ld*()/st*() */
+    EXIT_PIO_PATH_CPU_IO,       /* qtest: cpu_in*()/cpu_out*() */
+} ExitPioPath;
+
+/*
+ * Completes one port I/O exit: @count accesses of @size bytes at @port,
+ * reading into or writing from @data (consecutive elements in host byte
+ * order, as KVM's kvm_run I/O area lays them out).
+ */
+void exit_route_pio(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
+                    void *data, unsigned size, bool is_write, uint32_t count);
+
+/* Single-access forms for TCG's in/out helpers and qtest. */
+uint32_t exit_route_pio_read(ExitPioPath path, uint16_t port,
+                             MemTxAttrs attrs, unsigned size);
+void exit_route_pio_write(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
+                          uint32_t val, unsigned size);
+
+#endif

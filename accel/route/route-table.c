@@ -1,0 +1,373 @@
+/*
+ * qemu-tiers exit router: the route table (see route-table.h).
+ *
+ * Layout: per event type, the address space is cut into disjoint segments
+ * at every route boundary; each segment that some route covers keeps the
+ * list of those routes, best first.  A lookup is a binary search for the
+ * segment, then a walk of a list that is one entry long in the common,
+ * non-overlapping case.  The cut is made once, when the table is built,
+ * so readers never sort, allocate or lock.
+ *
+ * Copyright (c) 2026 qemu-tiers contributors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "route-table.h"
+
+typedef struct RouteSegment {
+    uint64_t start;
+    uint64_t last;
+    uint32_t first;             /* into RouteTable.cand */
+    uint32_t n;
+} RouteSegment;
+
+struct RouteTable {
+    RouteTableEntry *entries;
+    size_t n_entries;
+    uint32_t *cand;
+    RouteSegment *segs[EXIT_EVENT__MAX];
+    uint32_t n_segs[EXIT_EVENT__MAX];
+};
+
+static const char *const event_type_names[EXIT_EVENT__MAX] = {
+    [EXIT_EVENT_PIO] = "pio",
+    [EXIT_EVENT_MMIO] = "mmio",
+    [EXIT_EVENT_MSR] = "msr",
+    [EXIT_EVENT_INTERRUPT] = "interrupt",
+    [EXIT_EVENT_EXCEPTION] = "exception",
+    [EXIT_EVENT_PLATFORM] = "platform",
+};
+
+const char *exit_event_type_name(ExitEventType type)
+{
+    return type < EXIT_EVENT__MAX ? event_type_names[type] : "?";
+}
+
+bool exit_route_spec_check(const ExitRouteSpec *spec, const char *name,
+                           Error **errp)
+{
+    if (spec->type >= EXIT_EVENT__MAX) {
+        error_setg(errp, "exit route '%s': unknown event type %d",
+                   name, spec->type);
+        return false;
+    }
+    if (spec->start > spec->last) {
+        error_setg(errp, "exit route '%s': empty range 0x%" PRIx64
+                   "..0x%" PRIx64, name, spec->start, spec->last);
+        return false;
+    }
+    if (spec->type == EXIT_EVENT_PIO && spec->last > 0xffff) {
+        error_setg(errp, "exit route '%s': port range 0x%" PRIx64 "..0x%"
+                   PRIx64 " goes past 0xffff", name, spec->start, spec->last);
+        return false;
+    }
+    if (!spec->dir_mask || (spec->dir_mask & ~EXIT_DIR_ANY)) {
+        error_setg(errp, "exit route '%s': bad direction mask 0x%x",
+                   name, spec->dir_mask);
+        return false;
+    }
+    if (!spec->size_mask || (spec->size_mask & ~EXIT_SIZE_ANY)) {
+        error_setg(errp, "exit route '%s': bad access-size mask 0x%x",
+                   name, spec->size_mask);
+        return false;
+    }
+    if (spec->has_datamatch && spec->dir_mask != EXIT_DIR_WRITE) {
+        error_setg(errp, "exit route '%s': a data match applies to writes "
+                   "only (set direction=write)", name);
+        return false;
+    }
+    return true;
+}
+
+static int size_bit(unsigned size)
+{
+    switch (size) {
+    case 1:
+        return 0;
+    case 2:
+        return 1;
+    case 4:
+        return 2;
+    case 8:
+        return 3;
+    default:
+        return -1;
+    }
+}
+
+bool exit_route_spec_matches(const ExitRouteSpec *spec,
+                             const ExitAccess *a)
+{
+    int bit = size_bit(a->size);
+
+    if (spec->type != a->type || bit < 0 || !(spec->size_mask & (1u << bit))) {
+        return false;
+    }
+    /* The whole access must lie in the route: [addr, addr + size - 1]. */
+    if (a->addr < spec->start || a->addr > spec->last ||
+        a->size - 1 > spec->last - a->addr) {
+        return false;
+    }
+    if (!(spec->dir_mask & (a->is_write ? EXIT_DIR_WRITE : EXIT_DIR_READ))) {
+        return false;
+    }
+    return !spec->has_datamatch || (a->is_write && a->data == spec->datamatch);
+}
+
+/* Could one access match both specs?  (Same type assumed.) */
+static bool specs_conflict(const ExitRouteSpec *a, const ExitRouteSpec *b)
+{
+    if (a->priority != b->priority || a->last < b->start ||
+        b->last < a->start) {
+        return false;
+    }
+    if (!(a->dir_mask & b->dir_mask) || !(a->size_mask & b->size_mask)) {
+        return false;
+    }
+    return !(a->has_datamatch && b->has_datamatch &&
+             a->datamatch != b->datamatch);
+}
+
+static int cmp_by_start(const void *pa, const void *pb, void *opaque)
+{
+    const RouteTable *t = opaque;
+    const ExitRouteSpec *a = &t->entries[*(const uint32_t *)pa].spec;
+    const ExitRouteSpec *b = &t->entries[*(const uint32_t *)pb].spec;
+
+    if (a->type != b->type) {
+        return a->type < b->type ? -1 : 1;
+    }
+    if (a->start != b->start) {
+        return a->start < b->start ? -1 : 1;
+    }
+    return 0;
+}
+
+/* Best first: higher priority, then the earlier entry. */
+static int cmp_by_precedence(const void *pa, const void *pb, void *opaque)
+{
+    const RouteTable *t = opaque;
+    uint32_t ia = *(const uint32_t *)pa, ib = *(const uint32_t *)pb;
+    int32_t a = t->entries[ia].spec.priority, b = t->entries[ib].spec.priority;
+
+    if (a != b) {
+        return a > b ? -1 : 1;
+    }
+    return ia < ib ? -1 : ia > ib;
+}
+
+static int cmp_u64(const void *pa, const void *pb)
+{
+    uint64_t a = *(const uint64_t *)pa, b = *(const uint64_t *)pb;
+
+    return a < b ? -1 : a > b;
+}
+
+/*
+ * Sweep the routes of one type (indexes @idx, sorted by start) and
+ * refuse any pair that can match the same access at the same priority.
+ */
+static bool check_conflicts(const RouteTable *t, const uint32_t *idx,
+                            size_t n, Error **errp)
+{
+    size_t i, j;
+
+    for (i = 0; i < n; i++) {
+        const RouteTableEntry *a = &t->entries[idx[i]];
+
+        for (j = i + 1; j < n; j++) {
+            const RouteTableEntry *b = &t->entries[idx[j]];
+
+            if (b->spec.start > a->spec.last) {
+                break;          /* sorted by start: no later overlap */
+            }
+            if (specs_conflict(&a->spec, &b->spec)) {
+                const RouteTableEntry *first = idx[i] < idx[j] ? a : b;
+                const RouteTableEntry *second = first == a ? b : a;
+
+                error_setg(errp, "exit route '%s' conflicts with '%s': both "
+                           "match %s 0x%" PRIx64 "..0x%" PRIx64 " at priority "
+                           "%" PRId32, second->name, first->name,
+                           exit_event_type_name(a->spec.type),
+                           MAX(a->spec.start, b->spec.start),
+                           MIN(a->spec.last, b->spec.last), a->spec.priority);
+                error_append_hint(errp, "Give one of them another priority, "
+                                  "direction, access size or data match.\n");
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/*
+ * Cut one type's routes (indexes @idx, sorted by start) into segments;
+ * appends candidate lists to @cand.  A sweep: every route boundary starts
+ * a segment, so a route that is active at a segment's start covers all of
+ * it.  Linear in routes + segments when routes do not overlap.
+ */
+static void build_segments(RouteTable *t, ExitEventType type,
+                           const uint32_t *idx, size_t n, GArray *cand)
+{
+    g_autofree uint64_t *bounds = g_new(uint64_t, 2 * n);
+    g_autofree uint32_t *active = g_new(uint32_t, n);
+    g_autofree uint32_t *sorted = g_new(uint32_t, n);
+    GArray *segs = g_array_new(false, false, sizeof(RouteSegment));
+    size_t nb = 0, nact = 0, next = 0, b, i, k;
+
+    for (i = 0; i < n; i++) {
+        const ExitRouteSpec *s = &t->entries[idx[i]].spec;
+
+        bounds[nb++] = s->start;
+        if (s->last != UINT64_MAX) {
+            bounds[nb++] = s->last + 1;
+        }
+    }
+    qsort(bounds, nb, sizeof(uint64_t), cmp_u64);
+
+    for (b = 0; b < nb; b++) {
+        uint64_t start = bounds[b];
+        RouteSegment seg;
+
+        if (b > 0 && bounds[b - 1] == start) {
+            continue;
+        }
+        /* Retire routes that ended before this segment... */
+        for (i = k = 0; i < nact; i++) {
+            if (t->entries[active[i]].spec.last >= start) {
+                active[k++] = active[i];
+            }
+        }
+        nact = k;
+        /* ...and admit those that start here. */
+        while (next < n && t->entries[idx[next]].spec.start <= start) {
+            active[nact++] = idx[next++];
+        }
+        if (!nact) {
+            continue;
+        }
+        seg = (RouteSegment) {
+            .start = start, .last = UINT64_MAX, .first = cand->len, .n = nact,
+        };
+        /* The segment ends just before the next distinct bound. */
+        for (i = b + 1; i < nb; i++) {
+            if (bounds[i] != start) {
+                seg.last = bounds[i] - 1;
+                break;
+            }
+        }
+        memcpy(sorted, active, nact * sizeof(uint32_t));
+        g_qsort_with_data(sorted, nact, sizeof(uint32_t), cmp_by_precedence,
+                          t);
+        g_array_append_vals(cand, sorted, nact);
+        g_array_append_val(segs, seg);
+    }
+    t->n_segs[type] = segs->len;
+    t->segs[type] = (RouteSegment *)g_array_free(segs, false);
+}
+
+RouteTable *route_table_build(const RouteTableEntry *entries, size_t n,
+                              Error **errp)
+{
+    RouteTable *t = g_new0(RouteTable, 1);
+    g_autofree uint32_t *idx = g_new(uint32_t, n ? n : 1);
+    GArray *cand = g_array_new(false, false, sizeof(uint32_t));
+    size_t i, from;
+
+    t->entries = g_memdup2(entries, n * sizeof(*entries));
+    t->n_entries = n;
+    for (i = 0; i < n; i++) {
+        if (!exit_route_spec_check(&entries[i].spec, entries[i].name, errp)) {
+            goto fail;
+        }
+        idx[i] = i;
+    }
+    g_qsort_with_data(idx, n, sizeof(uint32_t), cmp_by_start, t);
+
+    for (from = 0; from < n; from = i) {
+        ExitEventType type = t->entries[idx[from]].spec.type;
+
+        for (i = from; i < n && t->entries[idx[i]].spec.type == type; i++) {
+            /* find the end of this type's run */
+        }
+        if (!check_conflicts(t, idx + from, i - from, errp)) {
+            goto fail;
+        }
+        build_segments(t, type, idx + from, i - from, cand);
+    }
+    t->cand = (uint32_t *)g_array_free(cand, false);
+    return t;
+
+fail:
+    g_array_free(cand, true);
+    route_table_free(t);
+    return NULL;
+}
+
+void route_table_free(RouteTable *t)
+{
+    int i;
+
+    if (!t) {
+        return;
+    }
+    for (i = 0; i < EXIT_EVENT__MAX; i++) {
+        g_free(t->segs[i]);
+    }
+    g_free(t->cand);
+    g_free(t->entries);
+    g_free(t);
+}
+
+size_t route_table_size(const RouteTable *t)
+{
+    return t ? t->n_entries : 0;
+}
+
+const RouteTableEntry *route_table_entry(const RouteTable *t, size_t i)
+{
+    return i < t->n_entries ? &t->entries[i] : NULL;
+}
+
+void route_table_lookup(const RouteTable *t, const ExitAccess *a,
+                        RouteCursor *c)
+{
+    const RouteSegment *segs;
+    uint32_t lo = 0, hi;
+
+    *c = (RouteCursor) { .table = t };
+    if (!t || a->type >= EXIT_EVENT__MAX) {
+        return;
+    }
+    segs = t->segs[a->type];
+    hi = t->n_segs[a->type];
+    /* Last segment whose start <= addr. */
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+
+        if (segs[mid].start <= a->addr) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (lo == 0 || a->addr > segs[lo - 1].last) {
+        return;
+    }
+    c->cand = t->cand + segs[lo - 1].first;
+    c->n = segs[lo - 1].n;
+}
+
+const RouteTableEntry *route_cursor_next(RouteCursor *c, const ExitAccess *a)
+{
+    while (c->i < c->n) {
+        const RouteTableEntry *e = &c->table->entries[c->cand[c->i++]];
+
+        if (exit_route_spec_matches(&e->spec, a)) {
+            return e;
+        }
+    }
+    return NULL;
+}

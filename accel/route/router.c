@@ -1,0 +1,929 @@
+/*
+ * qemu-tiers exit router: routes, the published table, dispatch of port
+ * I/O exits, statistics and the QMP/HMP interface.
+ *
+ * Locking (docs/locking.rst has the full table):
+ *  - exit_router.current: the published snapshot.  Written only with the
+ *    BQL held (route add/del, inline (un)registration), read by any
+ *    thread inside rcu_read_lock().  Old snapshots are freed by call_rcu.
+ *  - exit_router.routes, exit_router.q_inlinehandlers: BQL.
+ *  - ExitRoute configuration fields: set before the route is published,
+ *    immutable afterwards.
+ *  - ExitRouteCpuStats: each slot is written by one thread only (its
+ *    vCPU; the last slot by callers without a vCPU, under the BQL), with
+ *    qatomic_set; readers sum with qatomic_read.  Reset moves a baseline
+ *    instead of writing the slots, so it races with no writer.
+ *
+ * Copyright (c) 2026 qemu-tiers contributors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qapi/qapi-commands-exit-route.h"
+#include "qapi/qapi-visit-exit-route.h"
+#include "qapi/qapi-visit-qom.h"
+#include "qapi/visitor.h"
+#include "qemu/bswap.h"
+#include "qemu/host-utils.h"
+#include "qemu/main-loop.h"
+#include "qemu/memalign.h"
+#include "qemu/rcu.h"
+#include "qemu/timer.h"
+#include "qom/object_interfaces.h"
+#include "hw/core/cpu.h"
+#include "hw/boards.h"
+#include "exec/address-spaces.h"
+#include "exec/ioport.h"
+#include "monitor/monitor.h"
+#include "monitor/hmp.h"
+#include "qobject/qdict.h"
+#include "accel/route/exit-router.h"
+#include "trace.h"
+
+#define TYPE_EXIT_ROUTE "exit-route"
+OBJECT_DECLARE_SIMPLE_TYPE(ExitRoute, EXIT_ROUTE)
+
+#define EXIT_STATS_SAMPLE_PERIOD 64     /* power of two */
+#define EXIT_STATS_HIST_BUCKETS  32
+
+/* One thread's counters for one route, on cache lines of their own. */
+typedef struct ExitRouteCpuStats {
+    uint64_t count;
+    uint64_t declines;
+    uint64_t sampled_ns;
+    uint64_t hist[EXIT_STATS_HIST_BUCKETS];
+} QEMU_ALIGNED(64) ExitRouteCpuStats;
+
+typedef struct ExitRouteStatsSum {
+    uint64_t count, declines, sampled_ns;
+    uint64_t hist[EXIT_STATS_HIST_BUCKETS];
+} ExitRouteStatsSum;
+
+/*
+ * Counters of a route: per-thread slots plus the baseline of the last
+ * reset.
+ */
+typedef struct ExitStats {
+    ExitRouteCpuStats *slots;
+    unsigned n_slots;           /* max_cpus + 1: the last is for non-vCPU */
+    ExitRouteStatsSum base;     /* BQL */
+} ExitStats;
+
+struct ExitRoute {
+    Object parent_obj;
+
+    /* Configuration: set by properties, immutable once published. */
+    ExitRouteSpec spec;
+    ExitRouteHandler handler;
+    char *q_inlinename;
+    bool has_access_size;
+    uint8_t access_size;
+    uint64_t size;
+    bool published;
+
+    ExitStats stats;
+};
+
+/* An inline handler, as registered by a device of the kernel tier. */
+typedef struct ExitInlineHandler {
+    const ExitInlineOps *ops;
+    void *opaque;
+} ExitInlineHandler;
+
+/* What a published snapshot stores per route. */
+typedef struct ExitRouteSlot {
+    ExitRoute *route;           /* referenced until the snapshot is freed */
+    char *name;                 /* the route's id, for traces */
+    ExitInlineHandler inl;      /* resolved at publication; ops may be NULL */
+} ExitRouteSlot;
+
+typedef struct ExitRouterSnapshot {
+    struct rcu_head rcu;
+    RouteTable *table;
+    ExitRouteSlot *slots;
+    size_t n;
+} ExitRouterSnapshot;
+
+static struct {
+    ExitRouterSnapshot *current;        /* RCU; written under the BQL */
+    GPtrArray *routes;                  /* ExitRoute *, in order added; BQL */
+    GHashTable *q_inlinehandlers;        /* name -> ExitInlineHandler; BQL */
+    ExitStats unrouted;                 /* accesses no route matched */
+} exit_router;
+
+/* ---- statistics --------------------------------------------------------- */
+
+/*
+ * Routes are created after the machine (-object exit-route is a late
+ * object), so max_cpus is known.
+ */
+static unsigned exit_stats_n_slots(void)
+{
+    return (current_machine ? MAX(current_machine->smp.max_cpus, 1) : 1) + 1;
+}
+
+static void exit_stats_init(ExitStats *st)
+{
+    st->n_slots = exit_stats_n_slots();
+    st->slots = qemu_memalign(64, st->n_slots * sizeof(ExitRouteCpuStats));
+    memset(st->slots, 0, st->n_slots * sizeof(ExitRouteCpuStats));
+    memset(&st->base, 0, sizeof(st->base));
+}
+
+static void exit_stats_destroy(ExitStats *st)
+{
+    qemu_vfree(st->slots);
+    st->slots = NULL;
+}
+
+/* This thread's slot: its vCPU's, or the shared one under the BQL. */
+static ExitRouteCpuStats *exit_stats_slot(ExitStats *st)
+{
+    if (current_cpu && current_cpu->cpu_index < st->n_slots - 1) {
+        return &st->slots[current_cpu->cpu_index];
+    }
+    assert(bql_locked());
+    return &st->slots[st->n_slots - 1];
+}
+
+/*
+ * Returns a start time when the next access is to be timed (one in
+ * EXIT_STATS_SAMPLE_PERIOD), else 0.  Single writer per slot.
+ */
+static inline int64_t exit_stats_start(ExitRouteCpuStats *s)
+{
+    return (qatomic_read(&s->count) & (EXIT_STATS_SAMPLE_PERIOD - 1)) ?
+           0 : get_clock();
+}
+
+/* Count a completed access, and its time if it was sampled. */
+static inline void exit_stats_done(ExitRouteCpuStats *s, int64_t t0)
+{
+    uint64_t ns;
+    int bucket;
+
+    qatomic_set(&s->count, qatomic_read(&s->count) + 1);
+    if (!t0) {
+        return;
+    }
+    ns = MAX(get_clock() - t0, 1);
+    bucket = MIN(63 - clz64(ns), EXIT_STATS_HIST_BUCKETS - 1);
+    qatomic_set(&s->sampled_ns, qatomic_read(&s->sampled_ns) + ns);
+    qatomic_set(&s->hist[bucket], qatomic_read(&s->hist[bucket]) + 1);
+}
+
+static void exit_stats_count_decline(ExitStats *st)
+{
+    ExitRouteCpuStats *s = exit_stats_slot(st);
+
+    qatomic_set(&s->declines, qatomic_read(&s->declines) + 1);
+}
+
+static void exit_stats_sum(const ExitStats *st, ExitRouteStatsSum *sum)
+{
+    unsigned i, b;
+
+    memset(sum, 0, sizeof(*sum));
+    for (i = 0; i < st->n_slots; i++) {
+        const ExitRouteCpuStats *s = &st->slots[i];
+
+        sum->count += qatomic_read(&s->count);
+        sum->declines += qatomic_read(&s->declines);
+        sum->sampled_ns += qatomic_read(&s->sampled_ns);
+        for (b = 0; b < EXIT_STATS_HIST_BUCKETS; b++) {
+            sum->hist[b] += qatomic_read(&s->hist[b]);
+        }
+    }
+}
+
+/* ---- the published table ------------------------------------------------ */
+
+static void exit_router_snapshot_free(ExitRouterSnapshot *snap)
+{
+    size_t i;
+
+    for (i = 0; i < snap->n; i++) {
+        object_unref(OBJECT(snap->slots[i].route));
+        g_free(snap->slots[i].name);
+    }
+    route_table_free(snap->table);
+    g_free(snap->slots);
+    g_free(snap);
+}
+
+/*
+ * Build a snapshot of @routes (plus @extra, when adding) and publish it;
+ * on a conflict nothing changes.  BQL held.
+ */
+static bool exit_router_publish(GPtrArray *routes, ExitRoute *extra,
+                                ExitRoute *without, Error **errp)
+{
+    g_autofree RouteTableEntry *entries = NULL;
+    ExitRouterSnapshot *snap, *old;
+    size_t n = 0, i;
+    RouteTable *table;
+
+    assert(bql_locked());
+    entries = g_new0(RouteTableEntry, routes->len + 1);
+    snap = g_new0(ExitRouterSnapshot, 1);
+    snap->slots = g_new0(ExitRouteSlot, routes->len + 1);
+    for (i = 0; i <= routes->len; i++) {
+        ExitRoute *r = i < routes->len ? g_ptr_array_index(routes, i) : extra;
+
+        if (!r || r == without) {
+            continue;
+        }
+        snap->slots[n].route = r;
+        snap->slots[n].name =
+            g_strdup(object_get_canonical_path_component(OBJECT(r)));
+        entries[n] = (RouteTableEntry) {
+            .spec = r->spec,
+            .name = snap->slots[n].name,
+            .opaque = &snap->slots[n],
+        };
+        if (r->handler == EXIT_ROUTE_HANDLER_INLINE) {
+            ExitInlineHandler *h = g_hash_table_lookup(
+                exit_router.q_inlinehandlers, r->q_inlinename);
+
+            if (h) {
+                snap->slots[n].inl = *h;
+            }
+        }
+        n++;
+    }
+    table = route_table_build(entries, n, errp);
+    if (!table) {
+        for (i = 0; i < n; i++) {
+            g_free(snap->slots[i].name);
+        }
+        g_free(snap->slots);
+        g_free(snap);
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        object_ref(OBJECT(snap->slots[i].route));
+    }
+    snap->table = table;
+    snap->n = n;
+    old = exit_router.current;
+    qatomic_rcu_set(&exit_router.current, n ? snap : NULL);
+    if (!n) {
+        exit_router_snapshot_free(snap);
+    }
+    if (old) {
+        call_rcu(old, exit_router_snapshot_free, rcu);
+    }
+    trace_exit_route_table_publish(n);
+    return true;
+}
+
+static void exit_router_init_globals(void)
+{
+    if (!exit_router.routes) {
+        exit_router.routes = g_ptr_array_new();
+        exit_router.q_inlinehandlers = g_hash_table_new_full(
+            g_str_hash, g_str_equal, g_free, g_free);
+        exit_stats_init(&exit_router.unrouted);
+    }
+}
+
+void exit_router_register_inline(const char *name, const ExitInlineOps *ops,
+                                 void *opaque)
+{
+    ExitInlineHandler *h = g_new(ExitInlineHandler, 1);
+
+    exit_router_init_globals();
+    *h = (ExitInlineHandler) { .ops = ops, .opaque = opaque };
+    g_hash_table_replace(exit_router.q_inlinehandlers, g_strdup(name), h);
+    /* Routes already naming it start using it; cannot conflict anew. */
+    exit_router_publish(exit_router.routes, NULL, NULL, &error_abort);
+}
+
+void exit_router_unregister_inline(const char *name)
+{
+    exit_router_init_globals();
+    g_hash_table_remove(exit_router.q_inlinehandlers, name);
+    exit_router_publish(exit_router.routes, NULL, NULL, &error_abort);
+}
+
+/* ---- dispatch ----------------------------------------------------------- */
+
+static void pio_device(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
+                       uint8_t *ptr, unsigned size, bool is_write,
+                       uint32_t count)
+{
+    uint32_t i;
+
+    for (i = 0; i < count; i++, ptr += size) {
+        switch (path) {
+        case EXIT_PIO_PATH_RW:
+            address_space_rw(&address_space_io, port, attrs, ptr, size,
+                             is_write);
+            break;
+        case EXIT_PIO_PATH_LDST:
+            /* x86's I/O space is little-endian: the _le forms. */
+            if (is_write) {
+                uint32_t v = ldn_he_p(ptr, size);
+                AddressSpace *as = &address_space_io;
+
+                if (size == 1) {
+                    address_space_stb(as, port, v, attrs, NULL);
+                } else if (size == 2) {
+                    address_space_stw_le(as, port, v, attrs, NULL);
+                } else {
+                    address_space_stl_le(as, port, v, attrs, NULL);
+                }
+            } else {
+                AddressSpace *as = &address_space_io;
+                uint32_t v = size == 1 ?
+                    address_space_ldub(as, port, attrs, NULL) :
+                    size == 2 ?
+                    address_space_lduw_le(as, port, attrs, NULL) :
+                    address_space_ldl_le(as, port, attrs, NULL);
+
+                stn_he_p(ptr, size, v);
+            }
+            break;
+        case EXIT_PIO_PATH_CPU_IO:
+            if (is_write) {
+                uint32_t v = ldn_he_p(ptr, size);
+
+                if (size == 1) {
+                    cpu_outb(port, v);
+                } else if (size == 2) {
+                    cpu_outw(port, v);
+                } else {
+                    cpu_outl(port, v);
+                }
+            } else {
+                uint32_t v = size == 1 ? cpu_inb(port) :
+                             size == 2 ? cpu_inw(port) : cpu_inl(port);
+
+                stn_he_p(ptr, size, v);
+            }
+            break;
+        }
+    }
+}
+
+void exit_route_pio(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
+                    void *data, unsigned size, bool is_write, uint32_t count)
+{
+    ExitAccess a = {
+        .type = EXIT_EVENT_PIO, .addr = port, .size = size,
+        .is_write = is_write, .data = is_write ? ldn_he_p(data, size) : 0,
+    };
+    const RouteTableEntry *e;
+    ExitRouterSnapshot *snap;
+    ExitRouteCpuStats *s;
+    RouteCursor c;
+    int64_t t0;
+
+    RCU_READ_LOCK_GUARD();
+    snap = qatomic_rcu_read(&exit_router.current);
+    if (likely(!snap)) {
+        pio_device(path, port, attrs, data, size, is_write, count);
+        return;
+    }
+    route_table_lookup(snap->table, &a, &c);
+    while ((e = route_cursor_next(&c, &a))) {
+        const ExitRouteSlot *slot = e->opaque;
+        ExitRoute *r = slot->route;
+        uint64_t val = 0;
+
+        s = exit_stats_slot(&r->stats);
+        switch (r->handler) {
+        case EXIT_ROUTE_HANDLER_LOG:
+            exit_stats_done(s, 0);
+            trace_exit_route_log(e->name, is_write ? "write" : "read", port,
+                                 size, a.data);
+            continue;
+        case EXIT_ROUTE_HANDLER_INLINE:
+            /* Single accesses only: a rep batch is never split. */
+            if (count != 1 || !slot->inl.ops) {
+                continue;
+            }
+            t0 = exit_stats_start(s);
+            if (slot->inl.ops->access(slot->inl.opaque, &a, &val) ==
+                EXIT_INLINE_DECLINE) {
+                exit_stats_count_decline(&r->stats);
+                trace_exit_route_decline(e->name, port, size);
+                continue;
+            }
+            if (!is_write) {
+                stn_he_p(data, size, val);
+            }
+            exit_stats_done(s, t0);
+            return;
+        case EXIT_ROUTE_HANDLER_IGNORE:
+            t0 = exit_stats_start(s);
+            if (!is_write) {
+                memset(data, 0xff, (size_t)size * count);
+            }
+            exit_stats_done(s, t0);
+            return;
+        case EXIT_ROUTE_HANDLER_DEVICE:
+        default:
+            t0 = exit_stats_start(s);
+            pio_device(path, port, attrs, data, size, is_write, count);
+            exit_stats_done(s, t0);
+            return;
+        }
+    }
+    s = exit_stats_slot(&exit_router.unrouted);
+    t0 = exit_stats_start(s);
+    pio_device(path, port, attrs, data, size, is_write, count);
+    exit_stats_done(s, t0);
+}
+
+uint32_t exit_route_pio_read(ExitPioPath path, uint16_t port,
+                             MemTxAttrs attrs, unsigned size)
+{
+    uint8_t buf[8];
+
+    exit_route_pio(path, port, attrs, buf, size, false, 1);
+    return ldn_he_p(buf, size);
+}
+
+void exit_route_pio_write(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
+                          uint32_t val, unsigned size)
+{
+    uint8_t buf[8];
+
+    stn_he_p(buf, size, val);
+    exit_route_pio(path, port, attrs, buf, size, true, 1);
+}
+
+/* ---- the exit-route object ---------------------------------------------- */
+
+/* Properties are fixed once the route is in the table. */
+static bool exit_route_check_unpublished(ExitRoute *r, const char *prop,
+                                         Error **errp)
+{
+    if (r->published) {
+        const char *id = object_get_canonical_path_component(OBJECT(r));
+
+        error_setg(errp, "exit route '%s' is in use: property '%s' cannot "
+                   "change (delete and add it again)", id, prop);
+        return false;
+    }
+    return true;
+}
+
+static void exit_route_get_u64(Object *obj, Visitor *v, const char *name,
+                               void *opaque, Error **errp)
+{
+    uint64_t *field = (uint64_t *)((char *)obj + (uintptr_t)opaque);
+
+    visit_type_uint64(v, name, field, errp);
+}
+
+static void exit_route_set_u64(Object *obj, Visitor *v, const char *name,
+                               void *opaque, Error **errp)
+{
+    ExitRoute *r = EXIT_ROUTE(obj);
+    uint64_t *field = (uint64_t *)((char *)obj + (uintptr_t)opaque);
+
+    if (!exit_route_check_unpublished(r, name, errp)) {
+        return;
+    }
+    visit_type_uint64(v, name, field, errp);
+}
+
+static void exit_route_set_datamatch(Object *obj, Visitor *v,
+                                     const char *name, void *opaque,
+                                     Error **errp)
+{
+    ExitRoute *r = EXIT_ROUTE(obj);
+
+    if (!exit_route_check_unpublished(r, name, errp) ||
+        !visit_type_uint64(v, name, &r->spec.datamatch, errp)) {
+        return;
+    }
+    r->spec.has_datamatch = true;
+}
+
+static void exit_route_get_priority(Object *obj, Visitor *v,
+                                    const char *name, void *opaque,
+                                    Error **errp)
+{
+    visit_type_int32(v, name, &EXIT_ROUTE(obj)->spec.priority, errp);
+}
+
+static void exit_route_set_priority(Object *obj, Visitor *v,
+                                    const char *name, void *opaque,
+                                    Error **errp)
+{
+    ExitRoute *r = EXIT_ROUTE(obj);
+
+    if (!exit_route_check_unpublished(r, name, errp)) {
+        return;
+    }
+    visit_type_int32(v, name, &r->spec.priority, errp);
+}
+
+static void exit_route_get_access_size(Object *obj, Visitor *v,
+                                       const char *name, void *opaque,
+                                       Error **errp)
+{
+    visit_type_uint8(v, name, &EXIT_ROUTE(obj)->access_size, errp);
+}
+
+static void exit_route_set_access_size(Object *obj, Visitor *v,
+                                       const char *name, void *opaque,
+                                       Error **errp)
+{
+    ExitRoute *r = EXIT_ROUTE(obj);
+    uint8_t size;
+
+    if (!exit_route_check_unpublished(r, name, errp) ||
+        !visit_type_uint8(v, name, &size, errp)) {
+        return;
+    }
+    if (size != 1 && size != 2 && size != 4 && size != 8) {
+        error_setg(errp, "exit route property 'access-size' must be 1, 2, 4 "
+                   "or 8, not %u", size);
+        return;
+    }
+    r->access_size = size;
+    r->has_access_size = true;
+}
+
+static int exit_route_get_event(Object *obj, Error **errp)
+{
+    switch (EXIT_ROUTE(obj)->spec.type) {
+    case EXIT_EVENT_MMIO:
+        return EXIT_ROUTE_EVENT_MMIO;
+    case EXIT_EVENT_MSR:
+        return EXIT_ROUTE_EVENT_MSR;
+    default:
+        return EXIT_ROUTE_EVENT_PIO;
+    }
+}
+
+static void exit_route_set_event(Object *obj, int value, Error **errp)
+{
+    ExitRoute *r = EXIT_ROUTE(obj);
+
+    if (!exit_route_check_unpublished(r, "event", errp)) {
+        return;
+    }
+    r->spec.type = value == EXIT_ROUTE_EVENT_MMIO ? EXIT_EVENT_MMIO :
+                   value == EXIT_ROUTE_EVENT_MSR ? EXIT_EVENT_MSR :
+                   EXIT_EVENT_PIO;
+}
+
+static int exit_route_get_direction(Object *obj, Error **errp)
+{
+    switch (EXIT_ROUTE(obj)->spec.dir_mask) {
+    case EXIT_DIR_READ:
+        return EXIT_ROUTE_DIRECTION_READ;
+    case EXIT_DIR_WRITE:
+        return EXIT_ROUTE_DIRECTION_WRITE;
+    default:
+        return EXIT_ROUTE_DIRECTION_ANY;
+    }
+}
+
+static void exit_route_set_direction(Object *obj, int value, Error **errp)
+{
+    ExitRoute *r = EXIT_ROUTE(obj);
+
+    if (!exit_route_check_unpublished(r, "direction", errp)) {
+        return;
+    }
+    r->spec.dir_mask = value == EXIT_ROUTE_DIRECTION_READ ? EXIT_DIR_READ :
+                       value == EXIT_ROUTE_DIRECTION_WRITE ? EXIT_DIR_WRITE :
+                       EXIT_DIR_ANY;
+}
+
+static int exit_route_get_handler(Object *obj, Error **errp)
+{
+    return EXIT_ROUTE(obj)->handler;
+}
+
+static void exit_route_set_handler(Object *obj, int value, Error **errp)
+{
+    ExitRoute *r = EXIT_ROUTE(obj);
+
+    if (!exit_route_check_unpublished(r, "handler", errp)) {
+        return;
+    }
+    r->handler = value;
+}
+
+static char *exit_route_get_inline(Object *obj, Error **errp)
+{
+    return g_strdup(EXIT_ROUTE(obj)->q_inlinename);
+}
+
+static void exit_route_set_inline(Object *obj, const char *value,
+                                  Error **errp)
+{
+    ExitRoute *r = EXIT_ROUTE(obj);
+
+    if (!exit_route_check_unpublished(r, "inline", errp)) {
+        return;
+    }
+    g_free(r->q_inlinename);
+    r->q_inlinename = g_strdup(value);
+}
+
+static void exit_route_complete(UserCreatable *uc, Error **errp)
+{
+    ExitRoute *r = EXIT_ROUTE(uc);
+    const char *id = object_get_canonical_path_component(OBJECT(r));
+
+    exit_router_init_globals();
+    if (r->spec.type != EXIT_EVENT_PIO) {
+        error_setg(errp, "exit route '%s': event '%s' is not routed yet "
+                   "(only 'pio')", id, exit_event_type_name(r->spec.type));
+        return;
+    }
+    if (r->size == 0 || r->spec.start + r->size - 1 < r->spec.start) {
+        error_setg(errp, "exit route '%s': size 0x%" PRIx64 " at start 0x%"
+                   PRIx64 " is empty or wraps", id, r->size, r->spec.start);
+        return;
+    }
+    r->spec.last = r->spec.start + r->size - 1;
+    r->spec.size_mask = r->has_access_size ?
+                        1u << ctz32(r->access_size) : EXIT_SIZE_ANY;
+    if (r->handler == EXIT_ROUTE_HANDLER_INLINE) {
+        if (!r->q_inlinename) {
+            error_setg(errp, "exit route '%s': handler=inline needs "
+                       "inline=NAME", id);
+            return;
+        }
+        if (!g_hash_table_contains(exit_router.q_inlinehandlers,
+                                   r->q_inlinename)) {
+            error_setg(errp, "exit route '%s': no inline handler '%s'", id,
+                       r->q_inlinename);
+            return;
+        }
+    } else if (r->q_inlinename) {
+        error_setg(errp, "exit route '%s': inline=%s needs handler=inline",
+                   id, r->q_inlinename);
+        return;
+    }
+    if (!exit_router_publish(exit_router.routes, r, NULL, errp)) {
+        return;
+    }
+    g_ptr_array_add(exit_router.routes, r);
+    r->published = true;
+}
+
+static void exit_route_unparent(Object *obj)
+{
+    ExitRoute *r = EXIT_ROUTE(obj);
+
+    if (r->published) {
+        /* Removing a route cannot create a conflict. */
+        exit_router_publish(exit_router.routes, NULL, r, &error_abort);
+        g_ptr_array_remove(exit_router.routes, r);
+        r->published = false;
+    }
+}
+
+static void exit_route_instance_init(Object *obj)
+{
+    ExitRoute *r = EXIT_ROUTE(obj);
+
+    r->spec.type = EXIT_EVENT_PIO;
+    r->spec.dir_mask = EXIT_DIR_ANY;
+    r->spec.size_mask = EXIT_SIZE_ANY;
+    r->size = 1;
+    r->handler = EXIT_ROUTE_HANDLER_DEVICE;
+    exit_stats_init(&r->stats);
+}
+
+static void exit_route_instance_finalize(Object *obj)
+{
+    ExitRoute *r = EXIT_ROUTE(obj);
+
+    exit_stats_destroy(&r->stats);
+    g_free(r->q_inlinename);
+}
+
+static void exit_route_class_init(ObjectClass *oc, void *data)
+{
+    UserCreatableClass *ucc = USER_CREATABLE_CLASS(oc);
+
+    ucc->complete = exit_route_complete;
+    oc->unparent = exit_route_unparent;
+
+    object_class_property_add_enum(oc, "event", "ExitRouteEvent",
+                                   &ExitRouteEvent_lookup,
+                                   exit_route_get_event, exit_route_set_event);
+    object_class_property_add(oc, "start", "uint64", exit_route_get_u64,
+                              exit_route_set_u64, NULL,
+                              (void *)offsetof(ExitRoute, spec.start));
+    object_class_property_add(oc, "size", "uint64", exit_route_get_u64,
+                              exit_route_set_u64, NULL,
+                              (void *)offsetof(ExitRoute, size));
+    object_class_property_add_enum(oc, "direction", "ExitRouteDirection",
+                                   &ExitRouteDirection_lookup,
+                                   exit_route_get_direction,
+                                   exit_route_set_direction);
+    object_class_property_add(oc, "access-size", "uint8",
+                              exit_route_get_access_size,
+                              exit_route_set_access_size, NULL, NULL);
+    object_class_property_add(oc, "datamatch", "uint64", exit_route_get_u64,
+                              exit_route_set_datamatch, NULL,
+                              (void *)offsetof(ExitRoute, spec.datamatch));
+    object_class_property_add(oc, "priority", "int32",
+                              exit_route_get_priority,
+                              exit_route_set_priority, NULL, NULL);
+    object_class_property_add_enum(oc, "handler", "ExitRouteHandler",
+                                   &ExitRouteHandler_lookup,
+                                   exit_route_get_handler,
+                                   exit_route_set_handler);
+    object_class_property_add_str(oc, "inline", exit_route_get_inline,
+                                  exit_route_set_inline);
+}
+
+static const TypeInfo exit_route_info = {
+    .name = TYPE_EXIT_ROUTE,
+    .parent = TYPE_OBJECT,
+    .instance_size = sizeof(ExitRoute),
+    .instance_init = exit_route_instance_init,
+    .instance_finalize = exit_route_instance_finalize,
+    .class_init = exit_route_class_init,
+    .interfaces = (InterfaceInfo[]) {
+        { TYPE_USER_CREATABLE },
+        { }
+    },
+};
+
+static void exit_route_register_types(void)
+{
+    type_register_static(&exit_route_info);
+}
+
+type_init(exit_route_register_types);
+
+/* ---- QMP and HMP -------------------------------------------------------- */
+
+void qmp_exit_route_add(ExitRouteAddArguments *args, Error **errp)
+{
+    ObjectOptions opts = {
+        .qom_type = OBJECT_TYPE_EXIT_ROUTE,
+        .id = args->id,
+        .u.exit_route = *qapi_ExitRouteAddArguments_base(args),
+    };
+
+    user_creatable_add_qapi(&opts, errp);
+}
+
+static ExitRoute *exit_route_find(const char *id)
+{
+    guint i;
+
+    for (i = 0; exit_router.routes && i < exit_router.routes->len; i++) {
+        ExitRoute *r = g_ptr_array_index(exit_router.routes, i);
+        if (!strcmp(object_get_canonical_path_component(OBJECT(r)), id)) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+void qmp_exit_route_del(const char *id, Error **errp)
+{
+    if (!exit_route_find(id)) {
+        error_setg(errp, "there is no exit route '%s'", id);
+        return;
+    }
+    user_creatable_del(id, errp);
+}
+
+ExitRouteInfoList *qmp_query_exit_routes(Error **errp)
+{
+    ExitRouteInfoList *head = NULL, **tail = &head;
+    guint i;
+
+    for (i = 0; exit_router.routes && i < exit_router.routes->len; i++) {
+        ExitRoute *r = g_ptr_array_index(exit_router.routes, i);
+        ExitRouteInfo *info = g_new0(ExitRouteInfo, 1);
+
+        info->id = g_strdup(object_get_canonical_path_component(OBJECT(r)));
+        info->event = exit_route_get_event(OBJECT(r), NULL);
+        info->start = r->spec.start;
+        info->last = r->spec.last;
+        info->direction = exit_route_get_direction(OBJECT(r), NULL);
+        info->has_access_size = r->has_access_size;
+        info->access_size = r->access_size;
+        info->has_datamatch = r->spec.has_datamatch;
+        info->datamatch = r->spec.datamatch;
+        info->priority = r->spec.priority;
+        info->handler = r->handler;
+        info->q_inline = g_strdup(r->q_inlinename);
+        QAPI_LIST_APPEND(tail, info);
+    }
+    return head;
+}
+
+static ExitRouteStats *exit_route_stats_info(const char *id, ExitStats *st)
+{
+    ExitRouteStats *info = g_new0(ExitRouteStats, 1);
+    uint64List **tail = &info->histogram;
+    ExitRouteStatsSum sum;
+    uint64_t timed = 0;
+    int b;
+
+    exit_stats_sum(st, &sum);
+    info->id = g_strdup(id);
+    info->count = sum.count - st->base.count;
+    info->declines = sum.declines - st->base.declines;
+    info->sample_period = EXIT_STATS_SAMPLE_PERIOD;
+    for (b = 0; b < EXIT_STATS_HIST_BUCKETS; b++) {
+        uint64_t n = sum.hist[b] - st->base.hist[b];
+
+        timed += n;
+        QAPI_LIST_APPEND(tail, n);
+    }
+    /* Scale the sampled time up to all counted accesses (an estimate). */
+    info->time_ns = timed ? (uint64_t)((double)(sum.sampled_ns -
+                                                st->base.sampled_ns) *
+                                       info->count / timed) : 0;
+    return info;
+}
+
+ExitRouteStatsList *qmp_query_exit_stats(Error **errp)
+{
+    ExitRouteStatsList *head = NULL, **tail = &head;
+    guint i;
+
+    exit_router_init_globals();
+    for (i = 0; i < exit_router.routes->len; i++) {
+        ExitRoute *r = g_ptr_array_index(exit_router.routes, i);
+        QAPI_LIST_APPEND(tail, exit_route_stats_info(
+                             object_get_canonical_path_component(OBJECT(r)),
+                             &r->stats));
+    }
+    QAPI_LIST_APPEND(tail, exit_route_stats_info("unrouted-pio",
+                                                 &exit_router.unrouted));
+    return head;
+}
+
+static void exit_stats_reset_one(ExitStats *st)
+{
+    exit_stats_sum(st, &st->base);
+}
+
+void qmp_exit_stats_reset(Error **errp)
+{
+    guint i;
+
+    exit_router_init_globals();
+    for (i = 0; i < exit_router.routes->len; i++) {
+        ExitRoute *r = g_ptr_array_index(exit_router.routes, i);
+
+        exit_stats_reset_one(&r->stats);
+    }
+    exit_stats_reset_one(&exit_router.unrouted);
+}
+
+void hmp_info_exit_routes(Monitor *mon, const QDict *qdict)
+{
+    ExitRouteInfoList *list = qmp_query_exit_routes(NULL), *l;
+
+    if (!list) {
+        monitor_printf(mon, "no exit routes: every exit goes to the device "
+                       "model\n");
+    }
+    for (l = list; l; l = l->next) {
+        ExitRouteInfo *i = l->value;
+
+        monitor_printf(mon, "%-16s %-4s 0x%04" PRIx64 "-0x%04" PRIx64
+                       " %-5s prio %-4d %s%s%s", i->id,
+                       ExitRouteEvent_str(i->event), i->start, i->last,
+                       ExitRouteDirection_str(i->direction), i->priority,
+                       ExitRouteHandler_str(i->handler),
+                       i->q_inline ? ":" : "", i->q_inline ? i->q_inline : "");
+        if (i->has_access_size) {
+            monitor_printf(mon, " size %u", i->access_size);
+        }
+        if (i->has_datamatch) {
+            monitor_printf(mon, " data 0x%" PRIx64, i->datamatch);
+        }
+        monitor_printf(mon, "\n");
+    }
+    qapi_free_ExitRouteInfoList(list);
+}
+
+void hmp_info_exit_stats(Monitor *mon, const QDict *qdict)
+{
+    ExitRouteStatsList *list = qmp_query_exit_stats(NULL), *l;
+
+    monitor_printf(mon, "%-16s %12s %10s %14s %10s\n", "route", "count",
+                   "declines", "time-ns (est)", "ns/access");
+    for (l = list; l; l = l->next) {
+        ExitRouteStats *s = l->value;
+
+        monitor_printf(mon, "%-16s %12" PRIu64 " %10" PRIu64 " %14" PRIu64
+                       " %10" PRIu64 "\n", s->id, s->count, s->declines,
+                       s->time_ns, s->count ? s->time_ns / s->count : 0);
+    }
+    qapi_free_ExitRouteStatsList(list);
+}

@@ -1,0 +1,283 @@
+/*
+ * qtest of the exit router: routes added, queried and deleted over QMP
+ * and on the command line change what a port access does; bad input is
+ * refused with a message naming it and changes nothing.
+ *
+ * Port 0x21 (master PIC IMR) is the probe: its device value is whatever
+ * was last written, so a route's effect is visible in one inb.
+ *
+ * Copyright (c) 2026 qemu-tiers contributors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "libqtest.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
+#include "qobject/qjson.h"
+#include "qapi/error.h"
+
+#define IMR 0x21
+
+static QTestState *start(const char *extra)
+{
+    return qtest_initf("-machine pc -nodefaults %s", extra ? extra : "");
+}
+
+/* Runs a command; returns the error description, or NULL on success. */
+static char *qmp_error(QTestState *qts, const char *fmt, ...)
+    G_GNUC_PRINTF(2, 3);
+static char *qmp_error(QTestState *qts, const char *fmt, ...)
+{
+    va_list ap;
+    QDict *rsp;
+    char *desc = NULL;
+
+    va_start(ap, fmt);
+    rsp = qtest_vqmp(qts, fmt, ap);
+    va_end(ap);
+    if (qdict_haskey(rsp, "error")) {
+        desc = g_strdup(qdict_get_str(qdict_get_qdict(rsp, "error"),
+                                      "desc"));
+    }
+    qobject_unref(rsp);
+    return desc;
+}
+
+/* @cmd must be a literal: libqtest interpolates %-directives as JSON. */
+#define qmp_ok(qts, cmd) do {                       \
+        g_autofree char *err_ = qmp_error(qts, cmd);   \
+        g_assert_cmpstr(err_, ==, NULL);            \
+    } while (0)
+
+/* Count of route @id in query-exit-stats, or -1 if it is not listed. */
+static int64_t route_count(QTestState *qts, const char *id)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-exit-stats' }");
+    QListEntry *e;
+    int64_t n = -1;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
+        QDict *s = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (!strcmp(qdict_get_str(s, "id"), id)) {
+            n = qdict_get_int(s, "count");
+        }
+    }
+    qobject_unref(rsp);
+    return n;
+}
+
+static bool vm_running(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
+    bool running = qdict_get_bool(qdict_get_qdict(rsp, "return"), "running");
+
+    qobject_unref(rsp);
+    return running;
+}
+
+static void test_ignore_add_del(void)
+{
+    QTestState *qts = start(NULL);
+
+    qtest_outb(qts, IMR, 0x5a);
+    g_assert_cmphex(qtest_inb(qts, IMR), ==, 0x5a);
+
+    qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'r0', "
+           "'event': 'pio', 'start': 33, 'direction': 'read', "
+           "'handler': 'ignore' } }");
+    g_assert_cmphex(qtest_inb(qts, IMR), ==, 0xff);
+    /* Writes are not matched by a read route: they reach the PIC. */
+    qtest_outb(qts, IMR, 0x33);
+    g_assert_cmphex(qtest_inb(qts, IMR), ==, 0xff);
+    g_assert_cmpint(route_count(qts, "r0"), ==, 2);
+
+    qmp_ok(qts, "{ 'execute': 'exit-route-del', 'arguments': { 'id': 'r0' } }");
+    g_assert_cmphex(qtest_inb(qts, IMR), ==, 0x33);
+    g_assert_cmpint(route_count(qts, "r0"), ==, -1);
+    qtest_quit(qts);
+}
+
+static void test_device_and_log_stats(void)
+{
+    QTestState *qts = start(NULL);
+    int i;
+
+    qtest_outb(qts, IMR, 0x0f);
+    qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'dev', "
+           "'event': 'pio', 'start': 32, 'size': 2, 'handler': 'device' } }");
+    qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'trace', "
+           "'event': 'pio', 'start': 33, 'priority': 10, "
+           "'handler': 'log' } }");
+    for (i = 0; i < 5; i++) {
+        g_assert_cmphex(qtest_inb(qts, IMR), ==, 0x0f);
+    }
+    /* log counts and passes on; the device route then completes. */
+    g_assert_cmpint(route_count(qts, "trace"), ==, 5);
+    g_assert_cmpint(route_count(qts, "dev"), ==, 5);
+    qtest_inb(qts, 0x20);
+    g_assert_cmpint(route_count(qts, "dev"), ==, 6);
+    g_assert_cmpint(route_count(qts, "trace"), ==, 5);
+
+    qmp_ok(qts, "{ 'execute': 'exit-stats-reset' }");
+    g_assert_cmpint(route_count(qts, "dev"), ==, 0);
+    qtest_inb(qts, IMR);
+    g_assert_cmpint(route_count(qts, "dev"), ==, 1);
+    /* Misses are counted too. */
+    g_assert_cmpint(route_count(qts, "unrouted-pio"), >=, 0);
+    qtest_inb(qts, 0x1234);
+    g_assert_cmpint(route_count(qts, "unrouted-pio"), >=, 1);
+    qtest_quit(qts);
+}
+
+static void test_datamatch(void)
+{
+    QTestState *qts = start(NULL);
+
+    qtest_outb(qts, IMR, 0x01);
+    qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'dm', "
+           "'event': 'pio', 'start': 33, 'direction': 'write', "
+           "'datamatch': 17, 'handler': 'ignore' } }");
+    qtest_outb(qts, IMR, 17);           /* matches: dropped */
+    g_assert_cmphex(qtest_inb(qts, IMR), ==, 0x01);
+    qtest_outb(qts, IMR, 18);           /* does not: reaches the PIC */
+    g_assert_cmphex(qtest_inb(qts, IMR), ==, 18);
+    qtest_quit(qts);
+}
+
+static void test_query_routes(void)
+{
+    QTestState *qts = start("-object exit-route,id=cl,event=pio,start=0x80,"
+                            "direction=write,access-size=1,handler=ignore");
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-exit-routes' }");
+    QList *l = qdict_get_qlist(rsp, "return");
+    QDict *r;
+    g_autofree char *hmp = NULL;
+
+    g_assert_cmpint(qlist_size(l), ==, 1);
+    r = qobject_to(QDict, qlist_peek(l));
+    g_assert_cmpstr(qdict_get_str(r, "id"), ==, "cl");
+    g_assert_cmpstr(qdict_get_str(r, "event"), ==, "pio");
+    g_assert_cmpint(qdict_get_int(r, "start"), ==, 0x80);
+    g_assert_cmpint(qdict_get_int(r, "last"), ==, 0x80);
+    g_assert_cmpstr(qdict_get_str(r, "direction"), ==, "write");
+    g_assert_cmpint(qdict_get_int(r, "access-size"), ==, 1);
+    g_assert_cmpstr(qdict_get_str(r, "handler"), ==, "ignore");
+    qobject_unref(rsp);
+
+    hmp = qtest_hmp(qts, "info exit-routes");
+    g_assert_nonnull(strstr(hmp, "cl"));
+    g_assert_nonnull(strstr(hmp, "ignore"));
+    qtest_quit(qts);
+}
+
+/* The -object route attaches itself: no -accel option needed. */
+static void test_command_line_route(void)
+{
+    QTestState *qts = start("-object exit-route,id=imr,event=pio,start=0x21,"
+                            "direction=read,handler=ignore");
+
+    qtest_outb(qts, IMR, 0x12);
+    g_assert_cmphex(qtest_inb(qts, IMR), ==, 0xff);
+    qtest_quit(qts);
+}
+
+typedef struct BadRoute {
+    const char *args;       /* QMP arguments besides id */
+    const char *msg;        /* substring the error must contain */
+} BadRoute;
+
+static const BadRoute bad_routes[] = {
+    { "'event': 'pio', 'start': 33, 'handler': 'ignore', 'size': 0",
+      "size 0x0 at start 0x21 is empty" },
+    { "'event': 'pio', 'start': 65535, 'size': 2, 'handler': 'ignore'",
+      "past 0xffff" },
+    { "'event': 'pio', 'start': 33, 'handler': 'ignore', 'datamatch': 1",
+      "writes only" },
+    { "'event': 'pio', 'start': 33, 'handler': 'inline'",
+      "handler=inline needs inline=NAME" },
+    { "'event': 'pio', 'start': 33, 'handler': 'inline', 'inline': 'nope'",
+      "no inline handler 'nope'" },
+    { "'event': 'pio', 'start': 33, 'handler': 'ignore', 'inline': 'x'",
+      "inline=x needs handler=inline" },
+    { "'event': 'mmio', 'start': 33, 'handler': 'ignore'",
+      "event 'mmio' is not routed yet" },
+    { "'event': 'pio', 'start': 33, 'handler': 'ignore', 'access-size': 3",
+      "'access-size' must be 1, 2, 4 or 8, not 3" },
+    { "'event': 'pio', 'start': 33, 'handler': 'sideways'",
+      "sideways" },
+    { "'event': 'pio', 'start': 32, 'size': 4, 'handler': 'ignore'",
+      "exit route 'bad' conflicts with 'good': both match pio 0x21..0x21 "
+      "at priority 0" },
+};
+
+static void test_bad_input(void)
+{
+    QTestState *qts = start(NULL);
+    size_t i;
+
+    qtest_outb(qts, IMR, 0x44);
+    qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'good', "
+           "'event': 'pio', 'start': 33, 'handler': 'device' } }");
+    for (i = 0; i < G_N_ELEMENTS(bad_routes); i++) {
+        g_autofree char *json = g_strdup_printf("{ 'id': 'bad', %s }",
+                                                bad_routes[i].args);
+        QObject *args = qobject_from_json(json, &error_abort);
+        g_autofree char *err = qmp_error(qts,
+            "{ 'execute': 'exit-route-add', 'arguments': %p }", args);
+
+        g_assert_nonnull(err);
+        if (!strstr(err, bad_routes[i].msg)) {
+            g_error("for %s: got '%s', want '%s'", bad_routes[i].args, err,
+                    bad_routes[i].msg);
+        }
+        /* Nothing changed, and the guest runs on. */
+        g_assert_cmpint(route_count(qts, "bad"), ==, -1);
+        g_assert_cmphex(qtest_inb(qts, IMR), ==, 0x44);
+        g_assert_true(vm_running(qts));
+    }
+    {
+        g_autofree char *err = qmp_error(qts,
+            "{ 'execute': 'exit-route-del', 'arguments': { 'id': 'ghost' } }");
+
+        g_assert_cmpstr(err, ==, "there is no exit route 'ghost'");
+    }
+    /* A failed add left the name free. */
+    qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'bad', "
+           "'event': 'pio', 'start': 160, 'handler': 'ignore' } }");
+    qtest_quit(qts);
+}
+
+/* A bad -object stops QEMU at start-up with the message on stderr. */
+static void test_bad_command_line(void)
+{
+    const char *qemu = g_getenv("QTEST_QEMU_BINARY");
+    g_autofree char *out = NULL, *err = NULL;
+    int status;
+    const char *argv[] = {
+        qemu, "-machine", "none", "-nodefaults", "-display", "none",
+        "-object", "exit-route,id=x,event=pio,start=0xffff,size=2,"
+        "handler=ignore", NULL,
+    };
+
+    g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, 0, NULL, NULL,
+                               &out, &err, &status, NULL));
+    g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+    g_assert_nonnull(strstr(err, "exit route 'x'"));
+    g_assert_nonnull(strstr(err, "past 0xffff"));
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    qtest_add_func("/exit-route/ignore-add-del", test_ignore_add_del);
+    qtest_add_func("/exit-route/device-and-log-stats",
+                   test_device_and_log_stats);
+    qtest_add_func("/exit-route/datamatch", test_datamatch);
+    qtest_add_func("/exit-route/query-routes", test_query_routes);
+    qtest_add_func("/exit-route/command-line-route", test_command_line_route);
+    qtest_add_func("/exit-route/bad-input", test_bad_input);
+    qtest_add_func("/exit-route/bad-command-line", test_bad_command_line);
+    return g_test_run();
+}

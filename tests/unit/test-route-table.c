@@ -1,0 +1,410 @@
+/*
+ * Unit tests of the exit router's route table, without a VM.
+ *
+ * Edges of ranges, whole-access containment, precedence, conflict
+ * refusal, data match, a randomized comparison against a brute-force
+ * reference, and readers that look up while a writer swaps tables
+ * under RCU.
+ *
+ * Copyright (c) 2026 qemu-tiers contributors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qemu/atomic.h"
+#include "qemu/rcu.h"
+#include "qemu/thread.h"
+#include "route-table.h"
+
+static RouteTableEntry pio(const char *name, uint64_t start, uint64_t last,
+                           int32_t prio)
+{
+    return (RouteTableEntry) {
+        .name = name,
+        .opaque = (void *)name,
+        .spec = {
+            .type = EXIT_EVENT_PIO, .start = start, .last = last,
+            .dir_mask = EXIT_DIR_ANY, .size_mask = EXIT_SIZE_ANY,
+            .priority = prio,
+        },
+    };
+}
+
+static ExitAccess rd(uint64_t addr, unsigned size)
+{
+    return (ExitAccess) { .type = EXIT_EVENT_PIO, .addr = addr, .size = size };
+}
+
+static ExitAccess wr(uint64_t addr, unsigned size, uint64_t data)
+{
+    return (ExitAccess) {
+        .type = EXIT_EVENT_PIO, .addr = addr, .size = size,
+        .is_write = true, .data = data,
+    };
+}
+
+/* Name of the first matching route, or NULL. */
+static const char *first(const RouteTable *t, ExitAccess a)
+{
+    RouteCursor c;
+    const RouteTableEntry *e;
+
+    route_table_lookup(t, &a, &c);
+    e = route_cursor_next(&c, &a);
+    return e ? e->name : NULL;
+}
+
+static RouteTable *build_ok(const RouteTableEntry *e, size_t n)
+{
+    return route_table_build(e, n, &error_abort);
+}
+
+static void test_empty(void)
+{
+    RouteTable *t = build_ok(NULL, 0);
+
+    g_assert_null(first(t, rd(0x60, 1)));
+    g_assert_null(first(NULL, rd(0x60, 1)));
+    g_assert_cmpuint(route_table_size(t), ==, 0);
+    route_table_free(t);
+}
+
+static void test_range_edges(void)
+{
+    RouteTableEntry e[] = { pio("kbd", 0x60, 0x64, 0) };
+    RouteTable *t = build_ok(e, 1);
+
+    g_assert_null(first(t, rd(0x5f, 1)));
+    g_assert_cmpstr(first(t, rd(0x60, 1)), ==, "kbd");
+    g_assert_cmpstr(first(t, rd(0x64, 1)), ==, "kbd");
+    g_assert_null(first(t, rd(0x65, 1)));
+    /* Whole access only: a word at 0x64 straddles the end. */
+    g_assert_null(first(t, rd(0x64, 2)));
+    g_assert_cmpstr(first(t, rd(0x63, 2)), ==, "kbd");
+    g_assert_null(first(t, rd(0x5f, 2)));
+    g_assert_null(first(t, rd(0x61, 8)));
+    /* Not a power-of-two size: never matches. */
+    g_assert_null(first(t, rd(0x60, 3)));
+    route_table_free(t);
+}
+
+static void test_full_space(void)
+{
+    RouteTableEntry e = {
+        .name = "all",
+        .spec = {
+            .type = EXIT_EVENT_MMIO, .start = 0, .last = UINT64_MAX,
+            .dir_mask = EXIT_DIR_ANY, .size_mask = EXIT_SIZE_ANY,
+        },
+    };
+    RouteTable *t = build_ok(&e, 1);
+    ExitAccess a = { .type = EXIT_EVENT_MMIO, .addr = UINT64_MAX, .size = 1 };
+
+    g_assert_cmpstr(first(t, a), ==, "all");
+    a.addr = UINT64_MAX - 7;
+    a.size = 8;
+    g_assert_cmpstr(first(t, a), ==, "all");
+    a.addr = UINT64_MAX - 6;
+    g_assert_null(first(t, a));             /* would wrap */
+    a.addr = 0;
+    g_assert_cmpstr(first(t, a), ==, "all");
+    /* Another event type does not see it. */
+    g_assert_null(first(t, rd(0, 1)));
+    route_table_free(t);
+}
+
+static void test_conflict_refused(void)
+{
+    RouteTableEntry e[] = { pio("a", 0x40, 0x43, 0), pio("b", 0x43, 0x50, 0) };
+    Error *err = NULL;
+    RouteTable *t = route_table_build(e, 2, &err);
+
+    g_assert_null(t);
+    g_assert_nonnull(err);
+    g_assert_cmpstr(error_get_pretty(err), ==,
+                    "exit route 'b' conflicts with 'a': both match pio "
+                    "0x43..0x43 at priority 0");
+    error_free(err);
+}
+
+static void test_priority_and_decline(void)
+{
+    RouteTableEntry e[] = {
+        pio("low", 0x20, 0x21, -1),
+        pio("high", 0x21, 0x21, 5),
+        pio("mid", 0x00, 0xff, 0),
+    };
+    RouteTable *t = build_ok(e, 3);
+    ExitAccess a = rd(0x21, 1);
+    RouteCursor c;
+
+    route_table_lookup(t, &a, &c);
+    /* A declined access goes on to the next route, best first. */
+    g_assert_cmpstr(route_cursor_next(&c, &a)->name, ==, "high");
+    g_assert_cmpstr(route_cursor_next(&c, &a)->name, ==, "mid");
+    g_assert_cmpstr(route_cursor_next(&c, &a)->name, ==, "low");
+    g_assert_null(route_cursor_next(&c, &a));
+
+    g_assert_cmpstr(first(t, rd(0x20, 1)), ==, "mid");
+    /* A word at 0x20 fits "low" and "mid", not the 1-port "high". */
+    g_assert_cmpstr(first(t, rd(0x20, 2)), ==, "mid");
+    g_assert_cmpstr(first(t, rd(0xff, 1)), ==, "mid");
+    g_assert_null(first(t, rd(0x100, 1)));
+    route_table_free(t);
+}
+
+static void test_datamatch(void)
+{
+    RouteTableEntry e[] = {
+        pio("one", 0x80, 0x80, 0), pio("two", 0x80, 0x80, 0),
+        pio("reads", 0x80, 0x80, 0),
+    };
+    RouteTable *t;
+    Error *err = NULL;
+
+    e[0].spec.dir_mask = e[1].spec.dir_mask = EXIT_DIR_WRITE;
+    e[0].spec.has_datamatch = e[1].spec.has_datamatch = true;
+    e[0].spec.datamatch = 1;
+    e[1].spec.datamatch = 2;
+    e[2].spec.dir_mask = EXIT_DIR_READ;
+    t = build_ok(e, 3);
+    g_assert_cmpstr(first(t, wr(0x80, 1, 1)), ==, "one");
+    g_assert_cmpstr(first(t, wr(0x80, 1, 2)), ==, "two");
+    g_assert_null(first(t, wr(0x80, 1, 3)));
+    g_assert_cmpstr(first(t, rd(0x80, 1)), ==, "reads");
+    route_table_free(t);
+
+    /* Same data at the same priority: refused. */
+    e[1].spec.datamatch = 1;
+    g_assert_null(route_table_build(e, 2, &err));
+    error_free_or_abort(&err);
+
+    /* A data match on reads makes no sense: refused, named. */
+    e[0].spec.dir_mask = EXIT_DIR_ANY;
+    g_assert_null(route_table_build(e, 1, &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), "'one'"));
+    g_assert_nonnull(strstr(error_get_pretty(err), "writes only"));
+    error_free(err);
+}
+
+static void test_direction_and_size(void)
+{
+    RouteTableEntry e[] = { pio("r", 0x61, 0x61, 0), pio("w", 0x61, 0x61, 0),
+                            pio("dword", 0x60, 0x63, 1) };
+    RouteTable *t;
+
+    e[0].spec.dir_mask = EXIT_DIR_READ;
+    e[1].spec.dir_mask = EXIT_DIR_WRITE;
+    e[2].spec.size_mask = 1u << 2;
+    t = build_ok(e, 3);
+    g_assert_cmpstr(first(t, rd(0x61, 1)), ==, "r");
+    g_assert_cmpstr(first(t, wr(0x61, 1, 0)), ==, "w");
+    g_assert_cmpstr(first(t, rd(0x60, 4)), ==, "dword");
+    g_assert_null(first(t, rd(0x60, 2)));
+    route_table_free(t);
+}
+
+static void test_bad_specs(void)
+{
+    RouteTableEntry e[] = { pio("wide", 0xfff0, 0x10000, 0) };
+    Error *err = NULL;
+
+    g_assert_null(route_table_build(e, 1, &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), "'wide'"));
+    g_assert_nonnull(strstr(error_get_pretty(err), "past 0xffff"));
+    error_free(err);
+    err = NULL;
+
+    e[0] = pio("backwards", 0x50, 0x40, 0);
+    g_assert_null(route_table_build(e, 1, &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), "empty range"));
+    error_free(err);
+    err = NULL;
+
+    e[0] = pio("nodir", 0x50, 0x50, 0);
+    e[0].spec.dir_mask = 0;
+    g_assert_null(route_table_build(e, 1, &err));
+    error_free_or_abort(&err);
+}
+
+/*
+ * Random tables against a brute-force reference: every matching route,
+ * by priority (descending) then position.  Priorities are unique per
+ * table position, so no table is refused.
+ */
+static void test_random_vs_reference(void)
+{
+    GRand *rng = g_rand_new_with_seed(0x7165);
+    int round;
+
+    for (round = 0; round < 200; round++) {
+        unsigned n = g_rand_int_range(rng, 1, 40), i, k;
+        RouteTableEntry *e = g_new0(RouteTableEntry, n);
+        char **names = g_new0(char *, n + 1);
+        RouteTable *t;
+
+        for (i = 0; i < n; i++) {
+            uint64_t start = g_rand_int_range(rng, 0, 256);
+
+            names[i] = g_strdup_printf("r%u", i);
+            e[i] = pio(names[i], start,
+                       start + g_rand_int_range(rng, 0, 16), 0);
+            e[i].spec.priority = g_rand_int_range(rng, -1000, 1000) * 64 + i;
+            e[i].spec.dir_mask = g_rand_int_range(rng, 1, 4);
+            e[i].spec.size_mask = g_rand_int_range(rng, 1, 16);
+            if (e[i].spec.dir_mask == EXIT_DIR_WRITE &&
+                g_rand_boolean(rng)) {
+                e[i].spec.has_datamatch = true;
+                e[i].spec.datamatch = g_rand_int_range(rng, 0, 3);
+            }
+        }
+        t = build_ok(e, n);
+        for (k = 0; k < 500; k++) {
+            ExitAccess a = {
+                .type = EXIT_EVENT_PIO,
+                .addr = g_rand_int_range(rng, 0, 280),
+                .size = 1u << g_rand_int_range(rng, 0, 4),
+                .is_write = g_rand_boolean(rng),
+                .data = g_rand_int_range(rng, 0, 3),
+            };
+            g_autofree int *order = g_new(int, n);
+            unsigned m = 0, j;
+            RouteCursor c;
+            const RouteTableEntry *got;
+
+            for (i = 0; i < n; i++) {
+                if (exit_route_spec_matches(&e[i].spec, &a)) {
+                    order[m++] = i;
+                }
+            }
+            /* insertion sort by priority, descending */
+            for (i = 1; i < m; i++) {
+                for (j = i; j > 0 && e[order[j - 1]].spec.priority <
+                            e[order[j]].spec.priority; j--) {
+                    int tmp = order[j];
+                    order[j] = order[j - 1];
+                    order[j - 1] = tmp;
+                }
+            }
+            route_table_lookup(t, &a, &c);
+            for (i = 0; i < m; i++) {
+                got = route_cursor_next(&c, &a);
+                g_assert_nonnull(got);
+                g_assert_cmpstr(got->name, ==, e[order[i]].name);
+            }
+            g_assert_null(route_cursor_next(&c, &a));
+        }
+        route_table_free(t);
+        g_strfreev(names);
+        g_free(e);
+    }
+    g_rand_free(rng);
+}
+
+/*
+ * Swap under RCU while readers look up.  Table generation g routes port
+ * 0x10 and port 0x20 to routes that both carry g; a reader must never
+ * see two generations in one read-side critical section.
+ */
+#define SWAP_READERS 3
+#define SWAPS 2000
+
+typedef struct SwapTable {
+    struct rcu_head rcu;
+    RouteTable *table;
+    uintptr_t gen;
+} SwapTable;
+
+static SwapTable *swap_current;
+static bool swap_done;
+static uint64_t swap_reads;
+
+static void swap_table_free(SwapTable *s)
+{
+    route_table_free(s->table);
+    g_free(s);
+}
+
+static SwapTable *swap_table_new(uintptr_t gen)
+{
+    SwapTable *s = g_new0(SwapTable, 1);
+    RouteTableEntry e[] = { pio("a", 0x10, 0x10, 0), pio("b", 0x20, 0x20, 0) };
+
+    e[0].opaque = e[1].opaque = (void *)gen;
+    s->table = build_ok(e, 2);
+    s->gen = gen;
+    return s;
+}
+
+static void *swap_reader(void *arg)
+{
+    uint64_t reads = 0;
+
+    rcu_register_thread();
+    while (!qatomic_read(&swap_done)) {
+        ExitAccess a = rd(0x10, 1), b = rd(0x20, 1);
+        RouteCursor c;
+        SwapTable *s;
+        uintptr_t ga, gb;
+
+        WITH_RCU_READ_LOCK_GUARD() {
+            s = qatomic_rcu_read(&swap_current);
+            route_table_lookup(s->table, &a, &c);
+            ga = (uintptr_t)route_cursor_next(&c, &a)->opaque;
+            route_table_lookup(s->table, &b, &c);
+            gb = (uintptr_t)route_cursor_next(&c, &b)->opaque;
+            g_assert_cmpuint(ga, ==, gb);
+            g_assert_cmpuint(ga, ==, s->gen);
+        }
+        reads++;
+    }
+    qatomic_add(&swap_reads, reads);
+    rcu_unregister_thread();
+    return NULL;
+}
+
+static void test_swap_under_rcu(void)
+{
+    QemuThread th[SWAP_READERS];
+    uintptr_t gen;
+    int i;
+
+    swap_current = swap_table_new(1);
+    for (i = 0; i < SWAP_READERS; i++) {
+        qemu_thread_create(&th[i], "reader", swap_reader, NULL,
+                           QEMU_THREAD_JOINABLE);
+    }
+    for (gen = 2; gen <= SWAPS; gen++) {
+        SwapTable *old = swap_current;
+
+        qatomic_rcu_set(&swap_current, swap_table_new(gen));
+        call_rcu(old, swap_table_free, rcu);
+    }
+    qatomic_set(&swap_done, true);
+    for (i = 0; i < SWAP_READERS; i++) {
+        qemu_thread_join(&th[i]);
+    }
+    g_assert_cmpuint(qatomic_read(&swap_reads), >, 0);
+    synchronize_rcu();
+    swap_table_free(swap_current);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/route-table/empty", test_empty);
+    g_test_add_func("/route-table/range-edges", test_range_edges);
+    g_test_add_func("/route-table/full-space", test_full_space);
+    g_test_add_func("/route-table/conflict-refused", test_conflict_refused);
+    g_test_add_func("/route-table/priority-and-decline",
+                    test_priority_and_decline);
+    g_test_add_func("/route-table/datamatch", test_datamatch);
+    g_test_add_func("/route-table/direction-and-size",
+                    test_direction_and_size);
+    g_test_add_func("/route-table/bad-specs", test_bad_specs);
+    g_test_add_func("/route-table/random-vs-reference",
+                    test_random_vs_reference);
+    g_test_add_func("/route-table/swap-under-rcu", test_swap_under_rcu);
+    return g_test_run();
+}
