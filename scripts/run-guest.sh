@@ -31,15 +31,39 @@ cmd=("$qemu" -machine "$machine" -accel "$accel" -smp "$smp" -m 512
      -nodefaults -display none -serial stdio -no-reboot
      -kernel "$g/vmlinuz" -initrd "$g/initramfs.cpio.gz"
      -append "console=ttyS0 panic=-1 ${QT_APPEND:-}")
+# The fork: one "device" route per legacy device, so that the exit
+# profile printed at the end says which device took the exits; QEMU
+# stays up after the guest powers off (-no-shutdown) to answer QMP.
+qmp=$BUILD/run/$which-$accel-smp$smp.qmp
+profile_routes="pit:0x40:4 port61:0x61:1 kbd-data:0x60:1 kbd-cmd:0x64:1 pic1:0x20:2
+                pic2:0xa0:2 elcr:0x4d0:2 port80:0x80:1 rtc:0x70:2 com1:0x3f8:8
+                acpi-pm:0x600:8 pm-timer:0x608:4 fw-cfg:0x510:12 pci-cfg:0xcf8:8"
+if [ "$which" = fork ]; then
+    rm -f "$qmp"
+    cmd+=(-qmp "unix:$qmp,server=on,wait=off" -no-shutdown)
+    for r in $profile_routes; do
+        IFS=: read -r id start size <<< "$r"
+        cmd+=(-object "exit-route,id=$id,event=pio,start=$start,size=$size,handler=device")
+    done
+fi
 say "booting $GUEST_KERNEL_RELEASE: $which, accel=$accel, smp=$smp, machine=$machine"
 start=$(date +%s.%N)
-set +e
-if [ -n "${QT_QUIET:-}" ]; then
-    timeout "${QT_TIMEOUT:-600}" "${cmd[@]}" < /dev/null > "$log" 2>&1
-else
-    timeout "${QT_TIMEOUT:-600}" "${cmd[@]}" < /dev/null 2>&1 | tee "$log"
+timeout "${QT_TIMEOUT:-600}" "${cmd[@]}" < /dev/null > "$log" 2>&1 &
+qpid=$!
+if [ -z "${QT_QUIET:-}" ]; then
+    tail -n +1 -f --pid=$qpid "$log" &
 fi
-rc=${PIPESTATUS[0]}
+profile=
+if [ "$which" = fork ]; then
+    if python3 "$TOP/scripts/qmp.py" "$qmp" wait-shutdown "${QT_TIMEOUT:-600}"; then
+        profile=$(python3 "$TOP/scripts/qmp.py" "$qmp" profile 8 2>&1) || true
+    fi
+    python3 "$TOP/scripts/qmp.py" "$qmp" quit 2>/dev/null || true
+fi
+set +e
+wait $qpid
+rc=$?
+wait
 set -e
 end=$(date +%s.%N)
 tr -d '\r' < "$log" > "$log.tmp" && mv "$log.tmp" "$log"
@@ -51,6 +75,7 @@ if grep -q '^QT-INIT poweroff' "$log"; then
         "$(get uname)" "$(get uptime)" "$(get cpus)" "$(get clocksource)"
     awk -v s="$start" -v e="$end" -v rc="$rc" \
         'BEGIN { printf "   host wall time %.1fs from start to power-off (exit %d)\n", e - s, rc }'
+    [ -z "$profile" ] || echo "$profile"
 else
     echo "   the guest did not reach its power-off (exit $rc); console in ${log#"$TOP"/}"
     exit 1
