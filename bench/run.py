@@ -34,6 +34,25 @@ CONFIGS = {
     # which the nested KVM of our development machines refuses.)
     "kvm-irqchip-split-smp1": ("kvm,kernel-irqchip=split", 1, "pc", 2000),
 }
+# Router lookup cost: the fork runs with N routes (one "device" route on
+# the PIC's 0x20-0x21, the rest on other ports), the vanilla twin with
+# none.  name: (accel, smp, machine, ops per round, routes)
+ROUTE_CONFIGS = {
+    "tcg-smp1-routes-10": ("tcg", 1, "pc", 50000, 10),
+    "tcg-smp1-routes-1000": ("tcg", 1, "pc", 50000, 1000),
+    "tcg-smp1-routes-10000": ("tcg", 1, "pc", 50000, 10000),
+}
+ROUTE_WORKLOADS = ["pic_imr", "unassigned"]
+
+
+def route_args(n):
+    """-object arguments for n routes; the first covers the PIC."""
+    args = ["-object", "exit-route,id=pic,event=pio,start=0x20,size=2,"
+            "handler=device"]
+    for i in range(1, n):
+        args += ["-object", "exit-route,id=r%d,event=pio,start=%d,"
+                 "handler=device" % (i, 0x1300 + 5 * i)]
+    return args
 # The q35 PM timer lives at another port; the guest finds it in the FADT.
 Q35_WORKLOADS = ["pm_timer"]
 
@@ -45,7 +64,8 @@ def qemu_binary(which):
     return os.path.join(BUILD, "qemu-" + which, "qemu-system-x86_64")
 
 
-def run_guest(which, guest, accel, smp, machine, n, only, timeout):
+def run_guest(which, guest, accel, smp, machine, n, only, timeout,
+              routes=0):
     """Boot the bench guest once; return {workload: (median, min)}."""
     cmd = [qemu_binary(which), "-machine", machine, "-accel", accel, "-smp", str(smp),
            "-m", "64", "-nodefaults", "-display", "none",
@@ -53,6 +73,8 @@ def run_guest(which, guest, accel, smp, machine, n, only, timeout):
            "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
            "-append", "n=%d rounds=%d smp=%d only=%s" % (n, ROUNDS, smp,
                                                          ",".join(only))]
+    if which == "fork" and routes:
+        cmd += route_args(routes)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             text=True)
@@ -109,7 +131,8 @@ def main():
     ap.add_argument("--guest", required=True)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--configs", default="tcg-smp1,tcg-smp2,kvm-smp1,"
-                    "kvm-irqchip-split-smp1")
+                    "kvm-irqchip-split-smp1,tcg-smp1-routes-10,"
+                    "tcg-smp1-routes-1000,tcg-smp1-routes-10000")
     ap.add_argument("--markdown", help="also write the table here")
     ap.add_argument("--timeout", type=int, default=300)
     args = ap.parse_args()
@@ -117,10 +140,15 @@ def main():
     workloads = ["pit_latch_read", "pic_imr", "elcr", "i8042_status",
                  "port61", "pm_timer", "port80_write", "unassigned"]
     configs = []
+    all_configs = dict(CONFIGS)
+    all_configs.update({k: v[:4] for k, v in ROUTE_CONFIGS.items()})
     for name in args.configs.split(","):
-        if name not in CONFIGS:
+        if name not in all_configs:
             sys.exit("bench: unknown config '%s' (known: %s)"
-                     % (name, ", ".join(CONFIGS)))
+                     % (name, ", ".join(all_configs)))
+        if name in ROUTE_CONFIGS:
+            configs.append(name)
+            continue
         if CONFIGS[name][0].startswith("kvm") and \
                 not os.access("/dev/kvm", os.W_OK):
             print("bench: skipping %s: /dev/kvm is not usable" % name)
@@ -129,18 +157,23 @@ def main():
 
     rows, failed = [], []
     for name in configs:
-        accel, smp, machine, n = CONFIGS[name]
-        # (workload label, machine, workloads to run in that guest)
-        runs = [(machine, workloads)]
-        if machine == "pc":
-            runs.append(("q35", Q35_WORKLOADS))
+        routes = 0
+        if name in ROUTE_CONFIGS:
+            accel, smp, machine, n, routes = ROUTE_CONFIGS[name]
+            runs = [(machine, ROUTE_WORKLOADS)]
+        else:
+            accel, smp, machine, n = CONFIGS[name]
+            # (machine, workloads to run in that guest)
+            runs = [(machine, workloads)]
+            if machine == "pc":
+                runs.append(("q35", Q35_WORKLOADS))
         samples = {}
         try:
             for rep in range(args.reps):
                 for which in ("vanilla", "fork"):
                     for mach, only in runs:
                         res = run_guest(which, args.guest, accel, smp, mach,
-                                        n, only, args.timeout)
+                                        n, only, args.timeout, routes)
                         for w, cyc in res.items():
                             key = w if mach == machine else \
                                 "%s (%s)" % (w, mach)

@@ -31,6 +31,7 @@
 #define ACCEL_ROUTE_EXIT_ROUTER_H
 
 #include "exec/memattrs.h"
+#include "qemu/notify.h"
 #include "accel/route/route-table.h"
 
 /* What an inline handler did with an access. */
@@ -83,5 +84,22 @@ uint32_t exit_route_pio_read(ExitPioPath path, uint16_t port,
                              MemTxAttrs attrs, unsigned size);
 void exit_route_pio_write(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
                           uint32_t val, unsigned size);
+
+/*
+ * The kernel-tier switch.  Resolved once the accelerator exists, from
+ * (first match wins): -accel ...,kernel-tier=on|off (or its -machine
+ * sugar), the exit-router object's kernel-tier property, on.  May change
+ * at run time through the exit-router object (qom-set); the kernel tier
+ * listens with exit_router_add_kernel_tier_notifier(), whose notifiers
+ * get a bool * with the new state.  All with the BQL held.
+ */
+bool exit_router_kernel_tier_enabled(void);
+void exit_router_add_kernel_tier_notifier(Notifier *n);
+
+/*
+ * Adds the exit-router and kernel-tier properties to TYPE_ACCEL, so that
+ * every accelerator (kvm, tcg, qtest...) has them (patches/0009).
+ */
+void exit_router_accel_class_init(ObjectClass *oc);
 
 #endif

@@ -68,6 +68,40 @@ static int64_t route_count(QTestState *qts, const char *id)
     return n;
 }
 
+/* The route @id in a query-exit-routes list, or NULL. */
+static QDict *find_route(QList *l, const char *id)
+{
+    QListEntry *e;
+
+    QLIST_FOREACH_ENTRY(l, e) {
+        QDict *r = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (!strcmp(qdict_get_str(r, "id"), id)) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/* Is route @id in the table? */
+static bool has_route(QTestState *qts, const char *id)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-exit-routes' }");
+    bool found = find_route(qdict_get_qlist(rsp, "return"), id);
+
+    qobject_unref(rsp);
+    return found;
+}
+
+static bool kernel_tier_on(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-exit-router' }");
+    bool on = qdict_get_bool(qdict_get_qdict(rsp, "return"), "kernel-tier");
+
+    qobject_unref(rsp);
+    return on;
+}
+
 static bool vm_running(QTestState *qts)
 {
     QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
@@ -155,9 +189,14 @@ static void test_query_routes(void)
     QDict *r;
     g_autofree char *hmp = NULL;
 
-    g_assert_cmpint(qlist_size(l), ==, 1);
-    r = qobject_to(QDict, qlist_peek(l));
-    g_assert_cmpstr(qdict_get_str(r, "id"), ==, "cl");
+    /* Ours, and the kernel tier's port 0x80 route below it. */
+    g_assert_cmpint(qlist_size(l), ==, 2);
+    r = find_route(l, "tier-port80");
+    g_assert_nonnull(r);
+    g_assert_cmpint(qdict_get_int(r, "priority"), ==, -1);
+    g_assert_cmpstr(qdict_get_str(r, "inline"), ==, "port80");
+    r = find_route(l, "cl");
+    g_assert_nonnull(r);
     g_assert_cmpstr(qdict_get_str(r, "event"), ==, "pio");
     g_assert_cmpint(qdict_get_int(r, "start"), ==, 0x80);
     g_assert_cmpint(qdict_get_int(r, "last"), ==, 0x80);
@@ -180,6 +219,101 @@ static void test_command_line_route(void)
 
     qtest_outb(qts, IMR, 0x12);
     g_assert_cmphex(qtest_inb(qts, IMR), ==, 0xff);
+    qtest_quit(qts);
+}
+
+/*
+ * An inline route changes what a read returns: port80's handler answers
+ * IMR reads with 0xff, and the PIC never sees them; once the route is
+ * gone the IMR reads back again.
+ */
+static void test_inline_handler(void)
+{
+    QTestState *qts = start(NULL);
+
+    qtest_outb(qts, IMR, 0x3c);
+    qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'inl', "
+           "'event': 'pio', 'start': 33, 'access-size': 1, "
+           "'handler': 'inline', 'inline': 'port80' } }");
+    g_assert_cmphex(qtest_inb(qts, IMR), ==, 0xff);
+    qtest_outb(qts, IMR, 0x99);         /* swallowed inline */
+    g_assert_cmpint(route_count(qts, "inl"), ==, 2);
+    /* Not a byte: the route does not match, the PIC answers. */
+    g_assert_cmphex(qtest_inw(qts, 0x20) >> 8, ==, 0x3c);
+    qmp_ok(qts, "{ 'execute': 'exit-route-del', "
+           "'arguments': { 'id': 'inl' } }");
+    g_assert_cmphex(qtest_inb(qts, IMR), ==, 0x3c);
+    qtest_quit(qts);
+}
+
+/* Every way of selecting the kernel tier, and its default (on). */
+static void test_kernel_tier_switch(void)
+{
+    static const struct {
+        const char *args;
+        bool on;
+        const char *router;
+    } cases[] = {
+        { "", true, NULL },
+        { "-machine kernel-tier=off", false, NULL },
+        { "-machine kernel-tier=on", true, NULL },
+        /* libqtest's own -accel qtest comes after: ours is the one used */
+        { "-accel qtest,kernel-tier=off", false, NULL },
+        { "-object exit-router,id=rt,kernel-tier=off", false, "rt" },
+        { "-object exit-router,id=rt,kernel-tier=off "
+          "-machine exit-router=rt,kernel-tier=on", true, "rt" },
+        { "-object exit-router,id=rt "
+          "-accel qtest,exit-router=rt,kernel-tier=auto", true, "rt" },
+    };
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+        QTestState *qts = start(cases[i].args);
+        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-exit-router' }");
+        QDict *ret = qdict_get_qdict(rsp, "return");
+
+        g_test_message("%s", cases[i].args);
+        g_assert_cmpint(qdict_get_bool(ret, "kernel-tier"), ==, cases[i].on);
+        g_assert_cmpstr(qdict_get_try_str(ret, "router"), ==,
+                        cases[i].router);
+        g_assert_cmpint(has_route(qts, "tier-port80"), ==, cases[i].on);
+        /* Either way port 0x80 behaves as QEMU's ioport80. */
+        qtest_outb(qts, 0x80, 0x12);
+        g_assert_cmphex(qtest_inb(qts, 0x80), ==, 0xff);
+        if (cases[i].on) {
+            g_assert_cmpint(route_count(qts, "tier-port80"), ==, 2);
+        } else {
+            g_assert_cmpint(route_count(qts, "tier-port80"), ==, -1);
+        }
+        qobject_unref(rsp);
+        qtest_quit(qts);
+    }
+}
+
+/* The tier switched at run time through the exit-router object. */
+static void test_kernel_tier_runtime(void)
+{
+    QTestState *qts = start("-object exit-router,id=rt");
+
+    g_assert_true(has_route(qts, "tier-port80"));
+    qmp_ok(qts, "{ 'execute': 'qom-set', 'arguments': { 'path': "
+           "'/objects/rt', 'property': 'kernel-tier', 'value': false } }");
+    g_assert_false(kernel_tier_on(qts));
+    g_assert_false(has_route(qts, "tier-port80"));
+    g_assert_cmphex(qtest_inb(qts, 0x80), ==, 0xff);
+    qmp_ok(qts, "{ 'execute': 'qom-set', 'arguments': { 'path': "
+           "'/objects/rt', 'property': 'kernel-tier', 'value': true } }");
+    g_assert_true(kernel_tier_on(qts));
+    g_assert_true(has_route(qts, "tier-port80"));
+    /* A tier route can be deleted like any other. */
+    qmp_ok(qts, "{ 'execute': 'exit-route-del', "
+           "'arguments': { 'id': 'tier-port80' } }");
+    g_assert_false(has_route(qts, "tier-port80"));
+    g_assert_cmphex(qtest_inb(qts, 0x80), ==, 0xff);
+    /* The router object stays: the accelerator may link it. */
+    g_assert_nonnull(qmp_error(qts, "{ 'execute': 'object-del', "
+                               "'arguments': { 'id': 'rt' } }"));
+    g_assert_true(vm_running(qts));
     qtest_quit(qts);
 }
 
@@ -249,23 +383,56 @@ static void test_bad_input(void)
     qtest_quit(qts);
 }
 
-/* A bad -object stops QEMU at start-up with the message on stderr. */
+/*
+ * A bad option stops QEMU at start-up with a message on stderr that
+ * names the offending text.
+ */
 static void test_bad_command_line(void)
 {
-    const char *qemu = g_getenv("QTEST_QEMU_BINARY");
-    g_autofree char *out = NULL, *err = NULL;
-    int status;
-    const char *argv[] = {
-        qemu, "-machine", "none", "-nodefaults", "-display", "none",
-        "-object", "exit-route,id=x,event=pio,start=0xffff,size=2,"
-        "handler=ignore", NULL,
+    static const struct {
+        const char *opt, *val;
+        const char *msg[2];
+    } cases[] = {
+        { "-object", "exit-route,id=x,event=pio,start=0xffff,size=2,"
+          "handler=ignore", { "exit route 'x'", "past 0xffff" } },
+        { "-machine", "pc,kernel-tier=maybe", { "kernel-tier", "'maybe'" } },
+        { "-accel", "tcg,kernel-tier=sometimes",
+          { "kernel-tier", "'sometimes'" } },
+        { "-accel", "tcg,exit-router=nosuch", { "'nosuch'", "not found" } },
+        { "-machine", "pc,exit-router=ghost", { "'ghost'", "not found" } },
     };
+    const char *qemu = g_getenv("QTEST_QEMU_BINARY");
+    size_t i;
 
-    g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, 0, NULL, NULL,
-                               &out, &err, &status, NULL));
-    g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
-    g_assert_nonnull(strstr(err, "exit route 'x'"));
-    g_assert_nonnull(strstr(err, "past 0xffff"));
+    for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *out = NULL, *err = NULL;
+        int status;
+        const char *argv[] = {
+            qemu, "-nodefaults", "-display", "none",
+            cases[i].opt, cases[i].val, NULL,
+        };
+
+        g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, 0, NULL, NULL,
+                                   &out, &err, &status, NULL));
+        g_test_message("%s %s: %s", cases[i].opt, cases[i].val, err);
+        g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+        g_assert_nonnull(strstr(err, cases[i].msg[0]));
+        g_assert_nonnull(strstr(err, cases[i].msg[1]));
+    }
+    {
+        g_autofree char *out = NULL, *err = NULL;
+        int status;
+        const char *argv[] = {
+            qemu, "-machine", "none", "-nodefaults", "-display", "none",
+            "-object", "exit-router,id=a", "-object", "exit-router,id=b",
+            NULL,
+        };
+
+        g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, 0, NULL,
+                                   NULL, &out, &err, &status, NULL));
+        g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+        g_assert_nonnull(strstr(err, "exit router 'b': 'a' is already"));
+    }
 }
 
 int main(int argc, char **argv)
@@ -277,6 +444,10 @@ int main(int argc, char **argv)
     qtest_add_func("/exit-route/datamatch", test_datamatch);
     qtest_add_func("/exit-route/query-routes", test_query_routes);
     qtest_add_func("/exit-route/command-line-route", test_command_line_route);
+    qtest_add_func("/exit-route/inline-handler", test_inline_handler);
+    qtest_add_func("/exit-route/kernel-tier-switch", test_kernel_tier_switch);
+    qtest_add_func("/exit-route/kernel-tier-runtime",
+                   test_kernel_tier_runtime);
     qtest_add_func("/exit-route/bad-input", test_bad_input);
     qtest_add_func("/exit-route/bad-command-line", test_bad_command_line);
     return g_test_run();

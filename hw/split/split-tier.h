@@ -1,0 +1,45 @@
+/*
+ * qemu-tiers kernel tier: inline handlers for the hot legacy ports.
+ *
+ * Each device of the tier registers an inline handler with the exit
+ * router and lists the port ranges it serves.  While the kernel tier is
+ * on (exit_router_kernel_tier_enabled()), the tier installs one route per
+ * range, "tier-<name>" in /objects, handler=inline at priority -1: a
+ * user's route at the default priority 0 wins over it, and a user may
+ * delete it with exit-route-del.  A range is installed only if QEMU's own
+ * model of that port is the region that owns it (checked by name in
+ * address_space_io), so a machine without the device, or with another
+ * device on the port, keeps its vanilla path.
+ *
+ * Locking: registration and route changes run with the BQL held.
+ *
+ * Copyright (c) 2026 qemu-tiers contributors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_SPLIT_SPLIT_TIER_H
+#define HW_SPLIT_SPLIT_TIER_H
+
+#include "accel/route/exit-router.h"
+
+/* One port range a tier device serves. */
+typedef struct SplitTierPorts {
+    const char *route;          /* route id, "tier-..." */
+    uint16_t start;
+    uint16_t size;
+    uint8_t access_size;        /* 0: any size the handler accepts */
+    const char *region;         /* name of QEMU's MemoryRegion at @start */
+} SplitTierPorts;
+
+/*
+ * Register the inline handler @name and its port ranges (@ports is
+ * NULL-route terminated and must stay valid).  Routes are installed at
+ * machine-init-done, or at once if that has passed.  BQL held.
+ */
+void split_tier_register(const char *name, const ExitInlineOps *ops,
+                         void *opaque, const SplitTierPorts *ports);
+
+/* Remove the handler and its routes (device unrealize).  BQL held. */
+void split_tier_unregister(const char *name);
+
+#endif

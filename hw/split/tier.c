@@ -1,0 +1,193 @@
+/*
+ * qemu-tiers kernel tier: registry of the tier's devices and the routes
+ * that send their ports to the inline handlers.
+ *
+ * Locking: BQL for everything here (machine-init-done, QOM property
+ * setters, device realize).  The registry is not device state: it only
+ * lists which inline handler serves which ports.
+ *
+ * Copyright (c) 2026 qemu-tiers contributors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "qom/object_interfaces.h"
+#include "exec/address-spaces.h"
+#include "exec/memory.h"
+#include "system/system.h"
+#include "hw/split/split-tier.h"
+#include "trace.h"
+
+typedef struct SplitTierDevice {
+    char *name;
+    const ExitInlineOps *ops;
+    void *opaque;
+    const SplitTierPorts *ports;
+} SplitTierDevice;
+
+static struct {
+    GPtrArray *devices;         /* SplitTierDevice *; BQL */
+    bool machine_ready;         /* machine-init-done has run */
+    Notifier init_done;
+    Notifier kernel_tier;
+} split_tier;
+
+/* Is QEMU's own model of this port the region that owns it? */
+static bool split_tier_region_owns(const SplitTierPorts *p)
+{
+    MemoryRegionSection sec = memory_region_find(get_system_io(), p->start,
+                                                 p->size);
+    bool owns = sec.mr && sec.size == int128_make64(p->size) &&
+                !strcmp(memory_region_name(sec.mr), p->region);
+
+    if (sec.mr) {
+        memory_region_unref(sec.mr);
+    }
+    return owns;
+}
+
+static void split_tier_install(SplitTierDevice *d)
+{
+    const SplitTierPorts *p;
+
+    for (p = d->ports; p->route; p++) {
+        g_autofree char *start = g_strdup_printf("%u", p->start);
+        g_autofree char *size = g_strdup_printf("%u", p->size);
+        g_autofree char *asize = g_strdup_printf("%u", p->access_size);
+        Error *err = NULL;
+        Object *route;
+
+        if (object_resolve_path_component(object_get_objects_root(),
+                                          p->route)) {
+            continue;
+        }
+        if (!split_tier_region_owns(p)) {
+            trace_split_tier_skip(p->route, p->start, p->region);
+            continue;
+        }
+        route = object_new_with_props("exit-route", object_get_objects_root(),
+                                      p->route, &err,
+                                      "event", "pio", "start", start,
+                                      "size", size, "handler", "inline",
+                                      "inline", d->name, "priority", "-1",
+                                      p->access_size ? "access-size" : NULL,
+                                      asize, NULL);
+        if (!route) {
+            /* A user's route already claims these ports at priority -1. */
+            warn_reportf_err(err, "kernel tier: %s not installed: ",
+                             p->route);
+            continue;
+        }
+        trace_split_tier_install(p->route, p->start, p->size, d->name);
+    }
+}
+
+static void split_tier_uninstall(SplitTierDevice *d)
+{
+    const SplitTierPorts *p;
+
+    for (p = d->ports; p->route; p++) {
+        Object *route = object_resolve_path_component(
+            object_get_objects_root(), p->route);
+        g_autofree char *inl = NULL;
+
+        if (!route || !object_dynamic_cast(route, "exit-route")) {
+            continue;
+        }
+        inl = object_property_get_str(route, "inline", NULL);
+        if (g_strcmp0(inl, d->name)) {
+            continue;           /* a user's route of the same name */
+        }
+        object_unparent(route);
+        trace_split_tier_uninstall(p->route);
+    }
+}
+
+static void split_tier_attach(SplitTierDevice *d)
+{
+    exit_router_register_inline(d->name, d->ops, d->opaque);
+    if (exit_router_kernel_tier_enabled()) {
+        split_tier_install(d);
+    }
+}
+
+void split_tier_register(const char *name, const ExitInlineOps *ops,
+                         void *opaque, const SplitTierPorts *ports)
+{
+    SplitTierDevice *d = g_new0(SplitTierDevice, 1);
+
+    if (!split_tier.devices) {
+        split_tier.devices = g_ptr_array_new();
+    }
+    *d = (SplitTierDevice) {
+        .name = g_strdup(name), .ops = ops, .opaque = opaque, .ports = ports,
+    };
+    g_ptr_array_add(split_tier.devices, d);
+    if (split_tier.machine_ready) {
+        split_tier_attach(d);
+    }
+}
+
+void split_tier_unregister(const char *name)
+{
+    guint i;
+
+    for (i = 0; split_tier.devices && i < split_tier.devices->len; i++) {
+        SplitTierDevice *d = g_ptr_array_index(split_tier.devices, i);
+
+        if (strcmp(d->name, name)) {
+            continue;
+        }
+        if (split_tier.machine_ready) {
+            split_tier_uninstall(d);
+            exit_router_unregister_inline(d->name);
+        }
+        g_ptr_array_remove_index(split_tier.devices, i);
+        g_free(d->name);
+        g_free(d);
+        return;
+    }
+}
+
+static void split_tier_machine_init_done(Notifier *n, void *data)
+{
+    guint i;
+
+    split_tier.machine_ready = true;
+    for (i = 0; split_tier.devices && i < split_tier.devices->len; i++) {
+        split_tier_attach(g_ptr_array_index(split_tier.devices, i));
+    }
+}
+
+/* The switch flipped at run time: add or remove every tier route. */
+static void split_tier_kernel_tier_changed(Notifier *n, void *data)
+{
+    bool on = *(bool *)data;
+    guint i;
+
+    if (!split_tier.machine_ready) {
+        return;
+    }
+    for (i = 0; split_tier.devices && i < split_tier.devices->len; i++) {
+        SplitTierDevice *d = g_ptr_array_index(split_tier.devices, i);
+
+        if (on) {
+            split_tier_install(d);
+        } else {
+            split_tier_uninstall(d);
+        }
+    }
+}
+
+static void split_tier_init(void)
+{
+    split_tier.init_done.notify = split_tier_machine_init_done;
+    qemu_add_machine_init_done_notifier(&split_tier.init_done);
+    split_tier.kernel_tier.notify = split_tier_kernel_tier_changed;
+    exit_router_add_kernel_tier_notifier(&split_tier.kernel_tier);
+}
+
+type_init(split_tier_init);
