@@ -1,9 +1,11 @@
 /*
- * qemu-tiers exit router: the one entry point for port I/O exits.
+ * qemu-tiers exit router: the one entry point for port I/O and MMIO
+ * exits.
  *
  * KVM (kvm_handle_io), TCG (helper_in[bwl], helper_out[bwl]) and qtest
  * (inb, outb...) call exit_route_pio() instead of address_space_*() on
- * address_space_io.
+ * address_space_io.  KVM_EXIT_MMIO, TCG's MMIO slow path and qtest's
+ * readX/writeX offer MMIO to exit_route_mmio() before their own path.
  * It looks the access up in the current route table (RCU, no lock) and
  * hands it to the route's handler:
  *
@@ -84,6 +86,23 @@ uint32_t exit_route_pio_read(ExitPioPath path, uint16_t port,
                              MemTxAttrs attrs, unsigned size);
 void exit_route_pio_write(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
                           uint32_t val, unsigned size);
+
+/*
+ * Offers one MMIO access of @size bytes at guest-physical @addr to the
+ * router (KVM_EXIT_MMIO, TCG's MMIO slow path, qtest's read/write
+ * commands).  *@data is the value written, or receives the value read
+ * (x86 order: the value whose little-endian bytes are in memory).
+ * Returns true if a route's handler completed the access; false if the
+ * caller must run its own device path, unchanged.  Accesses of other
+ * sizes than 1, 2, 4, 8 (pieces of a page-crossing access) always go to
+ * the device path.
+ */
+bool exit_route_mmio(uint64_t addr, unsigned size, bool is_write,
+                     uint64_t *data);
+
+/* The same for an access held in memory order in @buf (KVM, qtest). */
+bool exit_route_mmio_buf(uint64_t addr, void *buf, unsigned len,
+                         bool is_write);
 
 /*
  * The kernel-tier switch.  Resolved once the accelerator exists, from

@@ -33,12 +33,14 @@
 #include "qom/object_interfaces.h"
 #include "hw/core/cpu.h"
 #include "hw/boards.h"
+#include "system/system.h"
 #include "exec/address-spaces.h"
 #include "exec/ioport.h"
 #include "monitor/monitor.h"
 #include "monitor/hmp.h"
 #include "qobject/qdict.h"
 #include "accel/route/exit-router.h"
+#include "accel/route/route-noexit.h"
 #include "trace.h"
 
 #define TYPE_EXIT_ROUTE "exit-route"
@@ -68,6 +70,7 @@ typedef struct ExitStats {
     ExitRouteCpuStats *slots;
     unsigned n_slots;           /* max_cpus + 1: the last is for non-vCPU */
     ExitRouteStatsSum base;     /* BQL */
+    uint64_t absorbed;          /* BQL: writes taken by no-exit paths */
 } ExitStats;
 
 struct ExitRoute {
@@ -81,6 +84,7 @@ struct ExitRoute {
     uint8_t access_size;
     uint64_t size;
     bool published;
+    ExitNoExit *noexit;         /* BQL: KVM ioeventfds, if installed */
 
     ExitStats stats;
 };
@@ -109,7 +113,10 @@ static struct {
     ExitRouterSnapshot *current;        /* RCU; written under the BQL */
     GPtrArray *routes;                  /* ExitRoute *, in order added; BQL */
     GHashTable *q_inlinehandlers;        /* name -> ExitInlineHandler; BQL */
-    ExitStats unrouted;                 /* accesses no route matched */
+    ExitStats unrouted_pio;             /* accesses no route matched */
+    ExitStats unrouted_mmio;
+    bool machine_ready;                 /* BQL: no-exit paths may go in */
+    Notifier machine_init_done;
 } exit_router;
 
 /* ---- statistics --------------------------------------------------------- */
@@ -185,6 +192,7 @@ static void exit_stats_sum(const ExitStats *st, ExitRouteStatsSum *sum)
     unsigned i, b;
 
     memset(sum, 0, sizeof(*sum));
+    sum->count = st->absorbed;
     for (i = 0; i < st->n_slots; i++) {
         const ExitRouteCpuStats *s = &st->slots[i];
 
@@ -284,7 +292,8 @@ static void exit_router_init_globals(void)
         exit_router.routes = g_ptr_array_new();
         exit_router.q_inlinehandlers = g_hash_table_new_full(
             g_str_hash, g_str_equal, g_free, g_free);
-        exit_stats_init(&exit_router.unrouted);
+        exit_stats_init(&exit_router.unrouted_pio);
+        exit_stats_init(&exit_router.unrouted_mmio);
     }
 }
 
@@ -367,6 +376,69 @@ static void pio_device(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
     }
 }
 
+/*
+ * Walks the routes that match @a, best first.  Returns true when a
+ * handler completed the access (*val holds a read's value: all-ones for
+ * ignore); false when it goes to the device model, with *dev_stats set
+ * to the counters to charge: the device route's, or @unrouted.
+ * @count > 1 is a rep batch, which inline handlers never see.
+ */
+static bool exit_route_decide(const ExitAccess *a, uint32_t count,
+                              uint64_t *val, ExitStats *unrouted,
+                              ExitStats **dev_stats)
+{
+    ExitRouterSnapshot *snap = qatomic_rcu_read(&exit_router.current);
+    const RouteTableEntry *e;
+    ExitRouteCpuStats *s;
+    RouteCursor c;
+    int64_t t0;
+
+    *dev_stats = unrouted;
+    if (likely(!snap)) {
+        return false;
+    }
+    route_table_lookup(snap->table, a, &c);
+    while ((e = route_cursor_next(&c, a))) {
+        const ExitRouteSlot *slot = e->opaque;
+        ExitRoute *r = slot->route;
+
+        s = exit_stats_slot(&r->stats);
+        switch (r->handler) {
+        case EXIT_ROUTE_HANDLER_LOG:
+            exit_stats_done(s, 0);
+            trace_exit_route_log(e->name, exit_event_type_name(a->type),
+                                 a->is_write ? "write" : "read", a->addr,
+                                 a->size, a->data);
+            continue;
+        case EXIT_ROUTE_HANDLER_INLINE:
+            /* Single accesses only: a rep batch is never split. */
+            if (count != 1 || !slot->inl.ops) {
+                continue;
+            }
+            /* Inline handlers never run under the BQL on a vCPU. */
+            assert(!current_cpu || !bql_locked());
+            t0 = exit_stats_start(s);
+            if (slot->inl.ops->access(slot->inl.opaque, a, val) ==
+                EXIT_INLINE_DECLINE) {
+                exit_stats_count_decline(&r->stats);
+                trace_exit_route_decline(e->name, a->addr, a->size);
+                continue;
+            }
+            exit_stats_done(s, t0);
+            return true;
+        case EXIT_ROUTE_HANDLER_IGNORE:
+            exit_stats_done(s, 0);
+            *val = MAKE_64BIT_MASK(0, a->size * 8);
+            return true;
+        case EXIT_ROUTE_HANDLER_DEVICE:
+        default:
+            *dev_stats = &r->stats;
+            return false;
+        }
+    }
+    return false;
+}
+
 void exit_route_pio(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
                     void *data, unsigned size, bool is_write, uint32_t count)
 {
@@ -374,67 +446,51 @@ void exit_route_pio(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
         .type = EXIT_EVENT_PIO, .addr = port, .size = size,
         .is_write = is_write, .data = is_write ? ldn_he_p(data, size) : 0,
     };
-    const RouteTableEntry *e;
-    ExitRouterSnapshot *snap;
+    ExitStats *dev_stats;
     ExitRouteCpuStats *s;
-    RouteCursor c;
+    uint64_t val = 0;
+    uint32_t i;
     int64_t t0;
 
     RCU_READ_LOCK_GUARD();
-    snap = qatomic_rcu_read(&exit_router.current);
-    if (likely(!snap)) {
-        pio_device(path, port, attrs, data, size, is_write, count);
+    if (exit_route_decide(&a, count, &val, &exit_router.unrouted_pio,
+                          &dev_stats)) {
+        for (i = 0; !is_write && i < count; i++) {
+            stn_he_p((uint8_t *)data + i * size, size, val);
+        }
         return;
     }
-    route_table_lookup(snap->table, &a, &c);
-    while ((e = route_cursor_next(&c, &a))) {
-        const ExitRouteSlot *slot = e->opaque;
-        ExitRoute *r = slot->route;
-        uint64_t val = 0;
-
-        s = exit_stats_slot(&r->stats);
-        switch (r->handler) {
-        case EXIT_ROUTE_HANDLER_LOG:
-            exit_stats_done(s, 0);
-            trace_exit_route_log(e->name, is_write ? "write" : "read", port,
-                                 size, a.data);
-            continue;
-        case EXIT_ROUTE_HANDLER_INLINE:
-            /* Single accesses only: a rep batch is never split. */
-            if (count != 1 || !slot->inl.ops) {
-                continue;
-            }
-            t0 = exit_stats_start(s);
-            if (slot->inl.ops->access(slot->inl.opaque, &a, &val) ==
-                EXIT_INLINE_DECLINE) {
-                exit_stats_count_decline(&r->stats);
-                trace_exit_route_decline(e->name, port, size);
-                continue;
-            }
-            if (!is_write) {
-                stn_he_p(data, size, val);
-            }
-            exit_stats_done(s, t0);
-            return;
-        case EXIT_ROUTE_HANDLER_IGNORE:
-            t0 = exit_stats_start(s);
-            if (!is_write) {
-                memset(data, 0xff, (size_t)size * count);
-            }
-            exit_stats_done(s, t0);
-            return;
-        case EXIT_ROUTE_HANDLER_DEVICE:
-        default:
-            t0 = exit_stats_start(s);
-            pio_device(path, port, attrs, data, size, is_write, count);
-            exit_stats_done(s, t0);
-            return;
-        }
-    }
-    s = exit_stats_slot(&exit_router.unrouted);
+    s = exit_stats_slot(dev_stats);
     t0 = exit_stats_start(s);
     pio_device(path, port, attrs, data, size, is_write, count);
     exit_stats_done(s, t0);
+}
+
+bool exit_route_mmio(uint64_t addr, unsigned size, bool is_write,
+                     uint64_t *data)
+{
+    ExitAccess a = {
+        .type = EXIT_EVENT_MMIO, .addr = addr, .size = size,
+        .is_write = is_write, .data = is_write ? *data : 0,
+    };
+    ExitStats *dev_stats;
+    uint64_t val = 0;
+
+    if (size != 1 && size != 2 && size != 4 && size != 8) {
+        /* A piece of a page-crossing access: the device model's. */
+        return false;
+    }
+    RCU_READ_LOCK_GUARD();
+    if (exit_route_decide(&a, 1, &val, &exit_router.unrouted_mmio,
+                          &dev_stats)) {
+        if (!is_write) {
+            *data = val;
+        }
+        return true;
+    }
+    /* The caller runs its device path; it is counted, not timed. */
+    exit_stats_done(exit_stats_slot(dev_stats), 0);
+    return false;
 }
 
 uint32_t exit_route_pio_read(ExitPioPath path, uint16_t port,
@@ -453,6 +509,24 @@ void exit_route_pio_write(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
 
     stn_he_p(buf, size, val);
     exit_route_pio(path, port, attrs, buf, size, true, 1);
+}
+
+bool exit_route_mmio_buf(uint64_t addr, void *buf, unsigned len,
+                         bool is_write)
+{
+    uint64_t val;
+
+    if (len != 1 && len != 2 && len != 4 && len != 8) {
+        return false;
+    }
+    val = is_write ? ldn_le_p(buf, len) : 0;
+    if (!exit_route_mmio(addr, len, is_write, &val)) {
+        return false;
+    }
+    if (!is_write) {
+        stn_le_p(buf, len, val);
+    }
+    return true;
 }
 
 /* ---- the exit-route object ---------------------------------------------- */
@@ -630,15 +704,41 @@ static void exit_route_set_inline(Object *obj, const char *value,
     r->q_inlinename = g_strdup(value);
 }
 
+/*
+ * Writes to ignore need no answer: under KVM they need not leave the
+ * kernel.  Installed after the route is in the table, so that until then
+ * the ignore handler serves them the same way; and only once the machine
+ * is ready, since -object routes exist before the accelerator.  BQL.
+ */
+static void exit_route_try_noexit(ExitRoute *r)
+{
+    if (r->handler == EXIT_ROUTE_HANDLER_IGNORE && r->published &&
+        !r->noexit && exit_router.machine_ready) {
+        r->noexit = exit_noexit_install(&r->spec, r->has_access_size ?
+                                        r->access_size : 0);
+    }
+}
+
+static void exit_router_machine_init_done(Notifier *n, void *data)
+{
+    guint i;
+
+    exit_router.machine_ready = true;
+    for (i = 0; exit_router.routes && i < exit_router.routes->len; i++) {
+        exit_route_try_noexit(g_ptr_array_index(exit_router.routes, i));
+    }
+}
+
 static void exit_route_complete(UserCreatable *uc, Error **errp)
 {
     ExitRoute *r = EXIT_ROUTE(uc);
     const char *id = object_get_canonical_path_component(OBJECT(r));
 
     exit_router_init_globals();
-    if (r->spec.type != EXIT_EVENT_PIO) {
+    if (r->spec.type != EXIT_EVENT_PIO && r->spec.type != EXIT_EVENT_MMIO) {
         error_setg(errp, "exit route '%s': event '%s' is not routed yet "
-                   "(only 'pio')", id, exit_event_type_name(r->spec.type));
+                   "(only 'pio' and 'mmio')", id,
+                   exit_event_type_name(r->spec.type));
         return;
     }
     if (r->size == 0 || r->spec.start + r->size - 1 < r->spec.start) {
@@ -671,12 +771,27 @@ static void exit_route_complete(UserCreatable *uc, Error **errp)
     }
     g_ptr_array_add(exit_router.routes, r);
     r->published = true;
+    exit_route_try_noexit(r);
+}
+
+/* Count the writes the no-exit paths absorbed.  BQL. */
+static void exit_route_collect_noexit(ExitRoute *r)
+{
+    if (r->noexit) {
+        r->stats.absorbed += exit_noexit_collect(r->noexit);
+    }
 }
 
 static void exit_route_unparent(Object *obj)
 {
     ExitRoute *r = EXIT_ROUTE(obj);
 
+    if (r->noexit) {
+        /* Before the table: the ignore handler takes over meanwhile. */
+        exit_route_collect_noexit(r);
+        exit_noexit_remove(r->noexit);
+        r->noexit = NULL;
+    }
     if (r->published) {
         /* Removing a route cannot create a conflict. */
         exit_router_publish(exit_router.routes, NULL, r, &error_abort);
@@ -758,6 +873,8 @@ static const TypeInfo exit_route_info = {
 static void exit_route_register_types(void)
 {
     type_register_static(&exit_route_info);
+    exit_router.machine_init_done.notify = exit_router_machine_init_done;
+    qemu_add_machine_init_done_notifier(&exit_router.machine_init_done);
 }
 
 type_init(exit_route_register_types);
@@ -818,6 +935,7 @@ ExitRouteInfoList *qmp_query_exit_routes(Error **errp)
         info->priority = r->spec.priority;
         info->handler = r->handler;
         info->q_inline = g_strdup(r->q_inlinename);
+        info->no_exit = r->noexit != NULL;
         QAPI_LIST_APPEND(tail, info);
     }
     return head;
@@ -857,12 +975,16 @@ ExitRouteStatsList *qmp_query_exit_stats(Error **errp)
     exit_router_init_globals();
     for (i = 0; i < exit_router.routes->len; i++) {
         ExitRoute *r = g_ptr_array_index(exit_router.routes, i);
+
+        exit_route_collect_noexit(r);
         QAPI_LIST_APPEND(tail, exit_route_stats_info(
                              object_get_canonical_path_component(OBJECT(r)),
                              &r->stats));
     }
     QAPI_LIST_APPEND(tail, exit_route_stats_info("unrouted-pio",
-                                                 &exit_router.unrouted));
+                                                 &exit_router.unrouted_pio));
+    QAPI_LIST_APPEND(tail, exit_route_stats_info("unrouted-mmio",
+                                                 &exit_router.unrouted_mmio));
     return head;
 }
 
@@ -879,9 +1001,11 @@ void qmp_exit_stats_reset(Error **errp)
     for (i = 0; i < exit_router.routes->len; i++) {
         ExitRoute *r = g_ptr_array_index(exit_router.routes, i);
 
+        exit_route_collect_noexit(r);
         exit_stats_reset_one(&r->stats);
     }
-    exit_stats_reset_one(&exit_router.unrouted);
+    exit_stats_reset_one(&exit_router.unrouted_pio);
+    exit_stats_reset_one(&exit_router.unrouted_mmio);
 }
 
 void hmp_info_exit_routes(Monitor *mon, const QDict *qdict)
@@ -906,6 +1030,9 @@ void hmp_info_exit_routes(Monitor *mon, const QDict *qdict)
         }
         if (i->has_datamatch) {
             monitor_printf(mon, " data 0x%" PRIx64, i->datamatch);
+        }
+        if (i->no_exit) {
+            monitor_printf(mon, " no-exit");
         }
         monitor_printf(mon, "\n");
     }

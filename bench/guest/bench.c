@@ -66,6 +66,14 @@ static inline void mmio_write32(u32 addr, u32 v)
 }
 
 /* Shared between the BSP and the APs; no libc, so GCC's atomic builtins. */
+static inline u32 mmio_read32(u32 addr)
+{
+    u32 v;
+
+    asm volatile("movl (%1), %0" : "=r"(v) : "r"(addr) : "memory");
+    return v;
+}
+
 static inline u32 shared_load(const u32 *p)
 {
     return __atomic_load_n(p, __ATOMIC_ACQUIRE);
@@ -309,6 +317,20 @@ static void op_unassigned(void)
     consume(inb(0x1234));
 }
 
+/* A write nothing answers: what an "ignore" route can absorb. */
+static void op_unassigned_write(void)
+{
+    outb(0x1236, 0);
+}
+
+/* MMIO: the HPET's capabilities register (device state, no clock). */
+#define HPET_BASE 0xfed00000u
+
+static void op_hpet_cap(void)
+{
+    consume(mmio_read32(HPET_BASE));
+}
+
 struct workload {
     const char *name;
     void (*op)(void);
@@ -323,6 +345,8 @@ static const struct workload workloads[] = {
     { "pm_timer", op_pm_timer },
     { "port80_write", op_port80_write },
     { "unassigned", op_unassigned },
+    { "unassigned_write", op_unassigned_write },
+    { "hpet_cap", op_hpet_cap },
 };
 #define N_WORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
 
@@ -469,6 +493,11 @@ void bench_main(struct multiboot_info *mbi)
     puts_serial(cmdline);
     puts_serial("\" pm_timer=");
     put_hex(pm_timer_port);
+    /* What one read of each probe returns: routes can change these. */
+    puts_serial(" hpet_cap=");
+    put_hex(mmio_read32(HPET_BASE));
+    puts_serial(" port80=");
+    put_hex(inb(0x80));
     puts_serial("\n");
 
     if (smp > 1) {

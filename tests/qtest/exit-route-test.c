@@ -102,6 +102,24 @@ static bool kernel_tier_on(QTestState *qts)
     return on;
 }
 
+/* Declines of route @id in query-exit-stats, or -1. */
+static int64_t route_declines(QTestState *qts, const char *id)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-exit-stats' }");
+    QListEntry *e;
+    int64_t n = -1;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
+        QDict *s = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (!strcmp(qdict_get_str(s, "id"), id)) {
+            n = qdict_get_int(s, "declines");
+        }
+    }
+    qobject_unref(rsp);
+    return n;
+}
+
 static bool vm_running(QTestState *qts)
 {
     QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
@@ -317,6 +335,70 @@ static void test_kernel_tier_runtime(void)
     qtest_quit(qts);
 }
 
+/*
+ * MMIO routes, probed on the HPET (0xfed00000): its capabilities
+ * register reads the vendor 0x8086 in bits 16..31, and general
+ * configuration (0x10) keeps what is written to its enable bit.
+ */
+#define HPET_BASE 0xfed00000ull
+#define HPET_CFG  (HPET_BASE + 0x10)
+
+static void test_mmio_routes(void)
+{
+    QTestState *qts = start(NULL);
+    uint32_t cap = qtest_readl(qts, HPET_BASE);
+
+    g_assert_cmphex(cap >> 16, ==, 0x8086);
+    /* ignore: reads all-ones, of the access's size */
+    qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'cap', "
+           "'event': 'mmio', 'start': 4275044352, 'size': 8, "
+           "'direction': 'read', 'handler': 'ignore' } }");
+    g_assert_cmphex(qtest_readl(qts, HPET_BASE), ==, 0xffffffff);
+    g_assert_cmphex(qtest_readw(qts, HPET_BASE), ==, 0xffff);
+    g_assert_cmpint(route_count(qts, "cap"), ==, 2);
+    /* Outside its range: the HPET answers. */
+    g_assert_cmphex(qtest_readl(qts, HPET_CFG), ==, 0);
+
+    /* Writes dropped while routed to ignore, datamatch on the value. */
+    qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'en', "
+           "'event': 'mmio', 'start': 4275044368, 'size': 4, "
+           "'direction': 'write', 'datamatch': 1, 'handler': 'ignore' } }");
+    qtest_writel(qts, HPET_CFG, 1);
+    g_assert_cmphex(qtest_readl(qts, HPET_CFG), ==, 0);
+    qtest_writel(qts, HPET_CFG, 3);     /* no match: reaches the HPET */
+    g_assert_cmphex(qtest_readl(qts, HPET_CFG) & 1, ==, 1);
+    qtest_writel(qts, HPET_CFG, 0);
+
+    /* inline: port80's handler serves byte reads and declines others. */
+    qmp_ok(qts, "{ 'execute': 'exit-route-del', 'arguments': { 'id': 'cap' } }");
+    qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'inl', "
+           "'event': 'mmio', 'start': 4275044352, 'size': 8, "
+           "'handler': 'inline', 'inline': 'port80' } }");
+    g_assert_cmphex(qtest_readb(qts, HPET_BASE), ==, 0xff);
+    g_assert_cmphex(qtest_readl(qts, HPET_BASE), ==, cap);
+    g_assert_cmpint(route_count(qts, "inl"), ==, 1);
+    g_assert_cmpint(route_declines(qts, "inl"), ==, 1);
+
+    /* device and log: counted, values unchanged */
+    qmp_ok(qts, "{ 'execute': 'exit-route-del', 'arguments': { 'id': 'inl' } }");
+    qmp_ok(qts, "{ 'execute': 'exit-route-del', 'arguments': { 'id': 'en' } }");
+    qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'dev', "
+           "'event': 'mmio', 'start': 4275044352, 'size': 1024, "
+           "'handler': 'device' } }");
+    qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'lg', "
+           "'event': 'mmio', 'start': 4275044352, 'size': 8, "
+           "'priority': 1, 'handler': 'log' } }");
+    g_assert_cmphex(qtest_readl(qts, HPET_BASE), ==, cap);
+    g_assert_cmphex(qtest_readl(qts, HPET_CFG), ==, 0);
+    g_assert_cmpint(route_count(qts, "lg"), ==, 1);
+    g_assert_cmpint(route_count(qts, "dev"), ==, 2);
+    /* Misses are counted as unrouted-mmio. */
+    g_assert_cmpint(route_count(qts, "unrouted-mmio"), >=, 0);
+    qtest_readl(qts, 0xfee00030);       /* LAPIC version */
+    g_assert_cmpint(route_count(qts, "unrouted-mmio"), >=, 1);
+    qtest_quit(qts);
+}
+
 typedef struct BadRoute {
     const char *args;       /* QMP arguments besides id */
     const char *msg;        /* substring the error must contain */
@@ -335,8 +417,10 @@ static const BadRoute bad_routes[] = {
       "no inline handler 'nope'" },
     { "'event': 'pio', 'start': 33, 'handler': 'ignore', 'inline': 'x'",
       "inline=x needs handler=inline" },
-    { "'event': 'mmio', 'start': 33, 'handler': 'ignore'",
-      "event 'mmio' is not routed yet" },
+    { "'event': 'msr', 'start': 33, 'handler': 'ignore'",
+      "event 'msr' is not routed yet" },
+    { "'event': 'mmio', 'start': 18446744073709551615, 'size': 2, "
+      "'handler': 'ignore'", "wraps" },
     { "'event': 'pio', 'start': 33, 'handler': 'ignore', 'access-size': 3",
       "'access-size' must be 1, 2, 4 or 8, not 3" },
     { "'event': 'pio', 'start': 33, 'handler': 'sideways'",
@@ -445,6 +529,7 @@ int main(int argc, char **argv)
     qtest_add_func("/exit-route/query-routes", test_query_routes);
     qtest_add_func("/exit-route/command-line-route", test_command_line_route);
     qtest_add_func("/exit-route/inline-handler", test_inline_handler);
+    qtest_add_func("/exit-route/mmio-routes", test_mmio_routes);
     qtest_add_func("/exit-route/kernel-tier-switch", test_kernel_tier_switch);
     qtest_add_func("/exit-route/kernel-tier-runtime",
                    test_kernel_tier_runtime);

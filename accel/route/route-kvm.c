@@ -1,0 +1,102 @@
+/*
+ * qemu-tiers exit router: no-exit paths under KVM (ioeventfd).
+ *
+ * Copyright (c) 2026 qemu-tiers contributors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <sys/ioctl.h>
+#include <linux/kvm.h>
+#include "qemu/event_notifier.h"
+#include "system/kvm.h"
+#include "accel/route/route-noexit.h"
+#include "trace.h"
+
+struct ExitNoExit {
+    EventNotifier notifier;     /* one eventfd, shared by every address */
+    ExitRouteSpec spec;
+    unsigned len;               /* ioeventfd length: 0 = any */
+    unsigned n;                 /* addresses registered so far */
+};
+
+static int exit_noexit_ioeventfd(ExitNoExit *ne, uint64_t addr, bool assign)
+{
+    struct kvm_ioeventfd kick = {
+        .addr = addr,
+        .len = ne->len,
+        .fd = event_notifier_get_fd(&ne->notifier),
+        .datamatch = ne->spec.datamatch,
+    };
+
+    if (ne->spec.type == EXIT_EVENT_PIO) {
+        kick.flags |= KVM_IOEVENTFD_FLAG_PIO;
+    }
+    if (ne->spec.has_datamatch) {
+        kick.flags |= KVM_IOEVENTFD_FLAG_DATAMATCH;
+    }
+    if (!assign) {
+        kick.flags |= KVM_IOEVENTFD_FLAG_DEASSIGN;
+    }
+    return kvm_vm_ioctl(kvm_state, KVM_IOEVENTFD, &kick);
+}
+
+void exit_noexit_remove(ExitNoExit *ne)
+{
+    unsigned i;
+
+    for (i = 0; i < ne->n; i++) {
+        exit_noexit_ioeventfd(ne, ne->spec.start + i, false);
+    }
+    event_notifier_cleanup(&ne->notifier);
+    g_free(ne);
+}
+
+ExitNoExit *exit_noexit_install(const ExitRouteSpec *spec,
+                                unsigned access_size)
+{
+    uint64_t addrs = spec->last - spec->start + 1;
+    ExitNoExit *ne;
+    unsigned i;
+    int r;
+
+    if (!kvm_enabled() ||
+        (spec->type != EXIT_EVENT_PIO && spec->type != EXIT_EVENT_MMIO) ||
+        spec->dir_mask != EXIT_DIR_WRITE || addrs == 0 ||
+        addrs > EXIT_NOEXIT_MAX_ADDRS ||
+        (spec->has_datamatch && !access_size)) {
+        return NULL;
+    }
+    ne = g_new0(ExitNoExit, 1);
+    if (event_notifier_init(&ne->notifier, false) < 0) {
+        g_free(ne);
+        return NULL;
+    }
+    ne->spec = *spec;
+    /*
+     * An ioeventfd matches one address exactly; with a length it also
+     * matches only that access size.  Length 0 is "any size".
+     */
+    ne->len = access_size;
+    for (i = 0; i < addrs; i++) {
+        r = exit_noexit_ioeventfd(ne, spec->start + i, true);
+        if (r < 0) {
+            trace_exit_noexit_refused(spec->start + i, r);
+            exit_noexit_remove(ne);
+            return NULL;
+        }
+        ne->n++;
+    }
+    trace_exit_noexit_install(spec->start, addrs, access_size);
+    return ne;
+}
+
+uint64_t exit_noexit_collect(ExitNoExit *ne)
+{
+    uint64_t n = 0;
+    ssize_t len;
+
+    /* An eventfd read returns the writes signalled since the last one. */
+    len = read(event_notifier_get_fd(&ne->notifier), &n, sizeof(n));
+    return len == sizeof(n) ? n : 0;
+}
