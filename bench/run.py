@@ -34,15 +34,6 @@ CONFIGS = {
     # which the nested KVM of our development machines refuses.)
     "kvm-irqchip-split-smp1": ("kvm,kernel-irqchip=split", 1, "pc", 2000),
 }
-# Router lookup cost: the fork runs with N routes (one "device" route on
-# the PIC's 0x20-0x21, the rest on other ports), the vanilla twin with
-# none.  name: (accel, smp, machine, ops per round, routes)
-ROUTE_CONFIGS = {
-    "tcg-smp1-routes-10": ("tcg", 1, "pc", 50000, 10),
-    "tcg-smp1-routes-1000": ("tcg", 1, "pc", 50000, 1000),
-    "tcg-smp1-routes-10000": ("tcg", 1, "pc", 50000, 10000),
-}
-ROUTE_WORKLOADS = ["pic_imr", "unassigned"]
 
 
 def route_args(n):
@@ -53,6 +44,26 @@ def route_args(n):
         args += ["-object", "exit-route,id=r%d,event=pio,start=%d,"
                  "handler=device" % (i, 0x1300 + 5 * i)]
     return args
+
+
+# Router configurations: the fork gets extra arguments, the vanilla twin
+# none.  name: (accel, smp, machine, ops per round, workloads, fork args)
+#  - routes-N: lookup cost with N routes (one "device" route on the PIC's
+#    0x20-0x21, the rest elsewhere); pic_imr hits, unassigned misses.
+#  - ignore-write: a write-only port routed to "ignore", which KVM
+#    absorbs in the kernel (ioeventfd) instead of exiting to QEMU.
+ROUTE_CONFIGS = {
+    "tcg-smp1-routes-10": ("tcg", 1, "pc", 50000, ["pic_imr", "unassigned"],
+                           route_args(10)),
+    "tcg-smp1-routes-1000": ("tcg", 1, "pc", 50000,
+                             ["pic_imr", "unassigned"], route_args(1000)),
+    "tcg-smp1-routes-10000": ("tcg", 1, "pc", 50000,
+                              ["pic_imr", "unassigned"], route_args(10000)),
+    "kvm-smp1-ignore-write": ("kvm", 1, "pc", 2000, ["unassigned_write"],
+                              ["-object", "exit-route,id=sink,event=pio,"
+                               "start=0x1236,direction=write,"
+                               "handler=ignore"]),
+}
 # The q35 PM timer lives at another port; the guest finds it in the FADT.
 Q35_WORKLOADS = ["pm_timer"]
 
@@ -65,7 +76,7 @@ def qemu_binary(which):
 
 
 def run_guest(which, guest, accel, smp, machine, n, only, timeout,
-              routes=0):
+              fork_args=()):
     """Boot the bench guest once; return {workload: (median, min)}."""
     cmd = [qemu_binary(which), "-machine", machine, "-accel", accel, "-smp", str(smp),
            "-m", "64", "-nodefaults", "-display", "none",
@@ -73,8 +84,8 @@ def run_guest(which, guest, accel, smp, machine, n, only, timeout,
            "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
            "-append", "n=%d rounds=%d smp=%d only=%s" % (n, ROUNDS, smp,
                                                          ",".join(only))]
-    if which == "fork" and routes:
-        cmd += route_args(routes)
+    if which == "fork":
+        cmd += list(fork_args)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             text=True)
@@ -119,6 +130,25 @@ def describe_machine():
             % (cpu, os.cpu_count(), platform.release(), kvm))
 
 
+def host_tsc_ghz():
+    """The host TSC rate: the kernel's calibration, else cpu MHz."""
+    try:
+        out = subprocess.run(["dmesg"], capture_output=True,
+                             text=True).stdout
+        m = re.findall(r"tsc: Refined TSC clocksource calibration: "
+                       r"([\d.]+) MHz", out) or \
+            re.findall(r"tsc: Detected ([\d.]+) MHz", out)
+        if m:
+            return float(m[-1]) / 1000
+    except OSError:
+        pass
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("cpu MHz"):
+                return float(line.split(":", 1)[1]) / 1000
+    return 1.0
+
+
 def version_of(which):
     out = subprocess.run([qemu_binary(which), "--version"],
                          capture_output=True, text=True).stdout
@@ -130,37 +160,35 @@ def main():
                                  formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--guest", required=True)
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--configs", default="tcg-smp1,tcg-smp2,kvm-smp1,"
-                    "kvm-irqchip-split-smp1,tcg-smp1-routes-10,"
-                    "tcg-smp1-routes-1000,tcg-smp1-routes-10000")
+    ap.add_argument("--configs", default=",".join(
+        list(CONFIGS) + list(ROUTE_CONFIGS)))
     ap.add_argument("--markdown", help="also write the table here")
     ap.add_argument("--timeout", type=int, default=300)
     args = ap.parse_args()
 
     workloads = ["pit_latch_read", "pic_imr", "elcr", "i8042_status",
-                 "port61", "pm_timer", "port80_write", "unassigned"]
+                 "port61", "pm_timer", "port80_write", "unassigned",
+                 "unassigned_write", "hpet_cap"]
     configs = []
     all_configs = dict(CONFIGS)
-    all_configs.update({k: v[:4] for k, v in ROUTE_CONFIGS.items()})
+    all_configs.update(ROUTE_CONFIGS)
     for name in args.configs.split(","):
         if name not in all_configs:
             sys.exit("bench: unknown config '%s' (known: %s)"
                      % (name, ", ".join(all_configs)))
-        if name in ROUTE_CONFIGS:
-            configs.append(name)
-            continue
-        if CONFIGS[name][0].startswith("kvm") and \
+        if all_configs[name][0].startswith("kvm") and \
                 not os.access("/dev/kvm", os.W_OK):
             print("bench: skipping %s: /dev/kvm is not usable" % name)
             continue
         configs.append(name)
 
     rows, failed = [], []
+    tsc_ghz = host_tsc_ghz()
     for name in configs:
-        routes = 0
+        fork_args = ()
         if name in ROUTE_CONFIGS:
-            accel, smp, machine, n, routes = ROUTE_CONFIGS[name]
-            runs = [(machine, ROUTE_WORKLOADS)]
+            accel, smp, machine, n, only, fork_args = ROUTE_CONFIGS[name]
+            runs = [(machine, only)]
         else:
             accel, smp, machine, n = CONFIGS[name]
             # (machine, workloads to run in that guest)
@@ -173,7 +201,7 @@ def main():
                 for which in ("vanilla", "fork"):
                     for mach, only in runs:
                         res = run_guest(which, args.guest, accel, smp, mach,
-                                        n, only, args.timeout, routes)
+                                        n, only, args.timeout, fork_args)
                         for w, cyc in res.items():
                             key = w if mach == machine else \
                                 "%s (%s)" % (w, mach)
@@ -197,14 +225,15 @@ def main():
             vmin, fmin = min(x[1] for x in v), min(x[1] for x in f)
             vmed = statistics.median(x[0] for x in v)
             fmed = statistics.median(x[0] for x in f)
-            rows.append((name, key, vmin, fmin, fmin / vmin, vmed, fmed,
-                         fmed / vmed))
+            rows.append((name, key, vmin, fmin, fmin / vmin,
+                         (fmin - vmin) / tsc_ghz, vmed, fmed, fmed / vmed))
 
     head = ["| config | workload | vanilla min | fork min | fork/vanilla "
-            "(min) | vanilla median | fork median | fork/vanilla (median) |",
-            "|---|---|---:|---:|---:|---:|---:|---:|"]
-    body = ["| %s | %s | %.1f | %.1f | **%.2f** | %.1f | %.1f | %.2f |" % r
-            for r in rows]
+            "(min) | fork-vanilla ns (min) | vanilla median | fork median | "
+            "fork/vanilla (median) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    body = ["| %s | %s | %.1f | %.1f | **%.2f** | %+.1f | %.1f | %.1f | "
+            "%.2f |" % r for r in rows]
     meta = ["", "Machine: " + describe_machine(),
             "Vanilla: " + version_of("vanilla"),
             "Fork: " + version_of("fork"),
@@ -216,7 +245,9 @@ def main():
             % (datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
                args.reps, ROUNDS),
             "pit_latch_read is one op of three accesses (0x43 latch, two "
-            "0x40 reads); every other op is one access.", ""]
+            "0x40 reads); every other op is one access.  ns = TSC cycles / "
+            "%.3f GHz (the host's TSC, which TCG and KVM guests read)."
+            % tsc_ghz, ""]
     if failed:
         meta.append("Not measured (failed on this host): " +
                     ", ".join(failed) + ".")

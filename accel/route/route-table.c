@@ -306,6 +306,32 @@ fail:
     return NULL;
 }
 
+bool route_table_check_new(const RouteTableEntry *entries, size_t n,
+                           const RouteTableEntry *e, Error **errp)
+{
+    size_t i;
+
+    if (!exit_route_spec_check(&e->spec, e->name, errp)) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        const ExitRouteSpec *o = &entries[i].spec;
+
+        if (o->type == e->spec.type && specs_conflict(o, &e->spec)) {
+            error_setg(errp, "exit route '%s' conflicts with '%s': both "
+                       "match %s 0x%" PRIx64 "..0x%" PRIx64 " at priority "
+                       "%" PRId32, e->name, entries[i].name,
+                       exit_event_type_name(o->type),
+                       MAX(o->start, e->spec.start),
+                       MIN(o->last, e->spec.last), o->priority);
+            error_append_hint(errp, "Give one of them another priority, "
+                              "direction, access size or data match.\n");
+            return false;
+        }
+    }
+    return true;
+}
+
 void route_table_free(RouteTable *t)
 {
     int i;

@@ -92,6 +92,13 @@ RouteTable *route_table_build(const RouteTableEntry *entries, size_t n,
                               Error **errp);
 void route_table_free(RouteTable *table);
 
+/*
+ * Would adding @e to the @n @entries be accepted by route_table_build()?
+ * The same checks and messages, in O(n), without building anything.
+ */
+bool route_table_check_new(const RouteTableEntry *entries, size_t n,
+                           const RouteTableEntry *e, Error **errp);
+
 size_t route_table_size(const RouteTable *table);
 const RouteTableEntry *route_table_entry(const RouteTable *table, size_t i);
 

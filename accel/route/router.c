@@ -83,6 +83,7 @@ struct ExitRoute {
     bool has_access_size;
     uint8_t access_size;
     uint64_t size;
+    char *id;                   /* the object's name, set at complete */
     bool published;
     ExitNoExit *noexit;         /* BQL: KVM ioeventfds, if installed */
 
@@ -122,20 +123,24 @@ static struct {
 /* ---- statistics --------------------------------------------------------- */
 
 /*
- * Routes are created after the machine (-object exit-route is a late
- * object), so max_cpus is known.
+ * One slot per possible vCPU, plus one.  -object routes are created
+ * before -smp is applied to the machine, so the slots are allocated once
+ * the machine is ready (nothing dispatches before).
  */
-static unsigned exit_stats_n_slots(void)
+static void exit_stats_alloc(ExitStats *st)
 {
-    return (current_machine ? MAX(current_machine->smp.max_cpus, 1) : 1) + 1;
+    if (st->slots || !exit_router.machine_ready) {
+        return;
+    }
+    st->n_slots = MAX(current_machine->smp.max_cpus, 1) + 1;
+    st->slots = qemu_memalign(64, st->n_slots * sizeof(ExitRouteCpuStats));
+    memset(st->slots, 0, st->n_slots * sizeof(ExitRouteCpuStats));
 }
 
 static void exit_stats_init(ExitStats *st)
 {
-    st->n_slots = exit_stats_n_slots();
-    st->slots = qemu_memalign(64, st->n_slots * sizeof(ExitRouteCpuStats));
-    memset(st->slots, 0, st->n_slots * sizeof(ExitRouteCpuStats));
-    memset(&st->base, 0, sizeof(st->base));
+    memset(st, 0, sizeof(*st));
+    exit_stats_alloc(st);
 }
 
 static void exit_stats_destroy(ExitStats *st)
@@ -147,6 +152,7 @@ static void exit_stats_destroy(ExitStats *st)
 /* This thread's slot: its vCPU's, or the shared one under the BQL. */
 static ExitRouteCpuStats *exit_stats_slot(ExitStats *st)
 {
+    assert(st->slots);
     if (current_cpu && current_cpu->cpu_index < st->n_slots - 1) {
         return &st->slots[current_cpu->cpu_index];
     }
@@ -220,6 +226,22 @@ static void exit_router_snapshot_free(ExitRouterSnapshot *snap)
     g_free(snap);
 }
 
+static bool exit_router_check_new(GPtrArray *routes, ExitRoute *extra,
+                                  Error **errp)
+{
+    g_autofree RouteTableEntry *entries = g_new0(RouteTableEntry,
+                                                 routes->len + 1);
+    RouteTableEntry e = { .spec = extra->spec, .name = extra->id };
+    guint i;
+
+    for (i = 0; i < routes->len; i++) {
+        ExitRoute *r = g_ptr_array_index(routes, i);
+
+        entries[i] = (RouteTableEntry) { .spec = r->spec, .name = r->id };
+    }
+    return route_table_check_new(entries, routes->len, &e, errp);
+}
+
 /*
  * Build a snapshot of @routes (plus @extra, when adding) and publish it;
  * on a conflict nothing changes.  BQL held.
@@ -233,6 +255,14 @@ static bool exit_router_publish(GPtrArray *routes, ExitRoute *extra,
     RouteTable *table;
 
     assert(bql_locked());
+    if (!exit_router.machine_ready) {
+        /*
+         * Before the machine is ready nothing dispatches, and -object
+         * may create thousands of routes: check the new one in O(n) and
+         * build the table once, at machine-init-done.
+         */
+        return !extra || exit_router_check_new(routes, extra, errp);
+    }
     entries = g_new0(RouteTableEntry, routes->len + 1);
     snap = g_new0(ExitRouterSnapshot, 1);
     snap->slots = g_new0(ExitRouteSlot, routes->len + 1);
@@ -243,8 +273,7 @@ static bool exit_router_publish(GPtrArray *routes, ExitRoute *extra,
             continue;
         }
         snap->slots[n].route = r;
-        snap->slots[n].name =
-            g_strdup(object_get_canonical_path_component(OBJECT(r)));
+        snap->slots[n].name = g_strdup(r->id);
         entries[n] = (RouteTableEntry) {
             .spec = r->spec,
             .name = snap->slots[n].name,
@@ -536,10 +565,8 @@ static bool exit_route_check_unpublished(ExitRoute *r, const char *prop,
                                          Error **errp)
 {
     if (r->published) {
-        const char *id = object_get_canonical_path_component(OBJECT(r));
-
         error_setg(errp, "exit route '%s' is in use: property '%s' cannot "
-                   "change (delete and add it again)", id, prop);
+                   "change (delete and add it again)", r->id, prop);
         return false;
     }
     return true;
@@ -724,6 +751,16 @@ static void exit_router_machine_init_done(Notifier *n, void *data)
     guint i;
 
     exit_router.machine_ready = true;
+    exit_router_init_globals();
+    exit_stats_alloc(&exit_router.unrouted_pio);
+    exit_stats_alloc(&exit_router.unrouted_mmio);
+    for (i = 0; i < exit_router.routes->len; i++) {
+        ExitRoute *r = g_ptr_array_index(exit_router.routes, i);
+
+        exit_stats_alloc(&r->stats);
+    }
+    /* Every route was checked when it was added. */
+    exit_router_publish(exit_router.routes, NULL, NULL, &error_abort);
     for (i = 0; exit_router.routes && i < exit_router.routes->len; i++) {
         exit_route_try_noexit(g_ptr_array_index(exit_router.routes, i));
     }
@@ -732,9 +769,12 @@ static void exit_router_machine_init_done(Notifier *n, void *data)
 static void exit_route_complete(UserCreatable *uc, Error **errp)
 {
     ExitRoute *r = EXIT_ROUTE(uc);
-    const char *id = object_get_canonical_path_component(OBJECT(r));
+    const char *id;
 
     exit_router_init_globals();
+    g_free(r->id);
+    r->id = g_strdup(object_get_canonical_path_component(OBJECT(r)));
+    id = r->id;
     if (r->spec.type != EXIT_EVENT_PIO && r->spec.type != EXIT_EVENT_MMIO) {
         error_setg(errp, "exit route '%s': event '%s' is not routed yet "
                    "(only 'pio' and 'mmio')", id,
@@ -793,8 +833,16 @@ static void exit_route_unparent(Object *obj)
         r->noexit = NULL;
     }
     if (r->published) {
-        /* Removing a route cannot create a conflict. */
-        exit_router_publish(exit_router.routes, NULL, r, &error_abort);
+        /*
+         * Removing a route cannot create a conflict.  When the whole
+         * /objects container is being finalized (user_creatable_cleanup:
+         * QEMU exits, vCPUs are stopped), rebuilding the table once per
+         * route would be quadratic for nothing: the last snapshot keeps
+         * its references and is never used again.
+         */
+        if (!OBJECT(r)->parent || qatomic_read(&OBJECT(r)->parent->ref)) {
+            exit_router_publish(exit_router.routes, NULL, r, &error_abort);
+        }
         g_ptr_array_remove(exit_router.routes, r);
         r->published = false;
     }
@@ -818,6 +866,7 @@ static void exit_route_instance_finalize(Object *obj)
 
     exit_stats_destroy(&r->stats);
     g_free(r->q_inlinename);
+    g_free(r->id);
 }
 
 static void exit_route_class_init(ObjectClass *oc, void *data)
@@ -898,7 +947,7 @@ static ExitRoute *exit_route_find(const char *id)
 
     for (i = 0; exit_router.routes && i < exit_router.routes->len; i++) {
         ExitRoute *r = g_ptr_array_index(exit_router.routes, i);
-        if (!strcmp(object_get_canonical_path_component(OBJECT(r)), id)) {
+        if (!strcmp(r->id, id)) {
             return r;
         }
     }
@@ -923,7 +972,7 @@ ExitRouteInfoList *qmp_query_exit_routes(Error **errp)
         ExitRoute *r = g_ptr_array_index(exit_router.routes, i);
         ExitRouteInfo *info = g_new0(ExitRouteInfo, 1);
 
-        info->id = g_strdup(object_get_canonical_path_component(OBJECT(r)));
+        info->id = g_strdup(r->id);
         info->event = exit_route_get_event(OBJECT(r), NULL);
         info->start = r->spec.start;
         info->last = r->spec.last;
@@ -978,7 +1027,7 @@ ExitRouteStatsList *qmp_query_exit_stats(Error **errp)
 
         exit_route_collect_noexit(r);
         QAPI_LIST_APPEND(tail, exit_route_stats_info(
-                             object_get_canonical_path_component(OBJECT(r)),
+                             r->id,
                              &r->stats));
     }
     QAPI_LIST_APPEND(tail, exit_route_stats_info("unrouted-pio",
