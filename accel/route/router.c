@@ -24,6 +24,7 @@
 #include "qapi/qapi-visit-exit-route.h"
 #include "qapi/qapi-visit-qom.h"
 #include "qapi/visitor.h"
+#include "qemu/bitmap.h"
 #include "qemu/bswap.h"
 #include "qemu/host-utils.h"
 #include "qemu/main-loop.h"
@@ -108,6 +109,12 @@ typedef struct ExitRouterSnapshot {
     RouteTable *table;
     ExitRouteSlot *slots;
     size_t n;
+    /*
+     * Quick rejection of misses, the common case: a bit per port that
+     * some PIO route covers, and the span of the MMIO routes.
+     */
+    DECLARE_BITMAP(pio_map, 65536);
+    uint64_t mmio_lo, mmio_hi;  /* lo > hi: no MMIO route */
 } ExitRouterSnapshot;
 
 static struct {
@@ -118,7 +125,21 @@ static struct {
     ExitStats unrouted_mmio;
     bool machine_ready;                 /* BQL: no-exit paths may go in */
     Notifier machine_init_done;
-} exit_router;
+
+    /*
+     * Miss filter, read without RCU on every access: a bit per port that
+     * some published PIO route covers, and the span of MMIO routes.
+     * Written only in exit_router_publish() (BQL): widened before a new
+     * snapshot is published and narrowed to it afterwards, so a reader
+     * that finds no bit (or an address outside the span) is right about
+     * the table current at that instant, and a reader that finds one
+     * looks the access up in whatever table is current.
+     */
+    unsigned long pio_filter[BITS_TO_LONGS(65536)];
+    uint64_t mmio_lo, mmio_hi;          /* lo > hi: none */
+} exit_router = {
+    .mmio_lo = UINT64_MAX,
+};
 
 /* ---- statistics --------------------------------------------------------- */
 
@@ -150,7 +171,7 @@ static void exit_stats_destroy(ExitStats *st)
 }
 
 /* This thread's slot: its vCPU's, or the shared one under the BQL. */
-static ExitRouteCpuStats *exit_stats_slot(ExitStats *st)
+static inline ExitRouteCpuStats *exit_stats_slot(ExitStats *st)
 {
     assert(st->slots);
     if (current_cpu && current_cpu->cpu_index < st->n_slots - 1) {
@@ -243,6 +264,29 @@ static bool exit_router_check_new(GPtrArray *routes, ExitRoute *extra,
 }
 
 /*
+ * Widen the miss filter to also cover @snap (@widen), or set it to
+ * exactly @snap.  BQL.
+ */
+static void exit_router_filter_update(const ExitRouterSnapshot *snap,
+                                      bool widen)
+{
+    size_t i;
+
+    for (i = 0; i < BITS_TO_LONGS(65536); i++) {
+        unsigned long w = snap->pio_map[i];
+
+        if (widen) {
+            w |= exit_router.pio_filter[i];
+        }
+        qatomic_set(&exit_router.pio_filter[i], w);
+    }
+    qatomic_set(&exit_router.mmio_lo, widen ?
+                MIN(exit_router.mmio_lo, snap->mmio_lo) : snap->mmio_lo);
+    qatomic_set(&exit_router.mmio_hi, widen ?
+                MAX(exit_router.mmio_hi, snap->mmio_hi) : snap->mmio_hi);
+}
+
+/*
  * Build a snapshot of @routes (plus @extra, when adding) and publish it;
  * on a conflict nothing changes.  BQL held.
  */
@@ -298,13 +342,24 @@ static bool exit_router_publish(GPtrArray *routes, ExitRoute *extra,
         g_free(snap);
         return false;
     }
+    snap->mmio_lo = UINT64_MAX;
     for (i = 0; i < n; i++) {
+        const ExitRouteSpec *sp = &snap->slots[i].route->spec;
+
         object_ref(OBJECT(snap->slots[i].route));
+        if (sp->type == EXIT_EVENT_PIO) {
+            bitmap_set(snap->pio_map, sp->start, sp->last - sp->start + 1);
+        } else if (sp->type == EXIT_EVENT_MMIO) {
+            snap->mmio_lo = MIN(snap->mmio_lo, sp->start);
+            snap->mmio_hi = MAX(snap->mmio_hi, sp->last);
+        }
     }
     snap->table = table;
     snap->n = n;
     old = exit_router.current;
+    exit_router_filter_update(snap, true);
     qatomic_rcu_set(&exit_router.current, n ? snap : NULL);
+    exit_router_filter_update(snap, false);
     if (!n) {
         exit_router_snapshot_free(snap);
     }
@@ -347,6 +402,62 @@ void exit_router_unregister_inline(const char *name)
 
 /* ---- dispatch ----------------------------------------------------------- */
 
+/* One access on the device path each caller used before the router. */
+static uint32_t pio_device_read(ExitPioPath path, uint16_t port,
+                                MemTxAttrs attrs, unsigned size)
+{
+    AddressSpace *as = &address_space_io;
+    uint8_t buf[8];
+
+    switch (path) {
+    case EXIT_PIO_PATH_RW:
+        address_space_rw(as, port, attrs, buf, size, false);
+        return ldn_he_p(buf, size);
+    case EXIT_PIO_PATH_LDST:
+        /* x86's I/O space is little-endian: the _le forms. */
+        return size == 1 ? address_space_ldub(as, port, attrs, NULL) :
+               size == 2 ? address_space_lduw_le(as, port, attrs, NULL) :
+               address_space_ldl_le(as, port, attrs, NULL);
+    case EXIT_PIO_PATH_CPU_IO:
+    default:
+        return size == 1 ? cpu_inb(port) :
+               size == 2 ? cpu_inw(port) : cpu_inl(port);
+    }
+}
+
+static void pio_device_write(ExitPioPath path, uint16_t port,
+                             MemTxAttrs attrs, uint32_t val, unsigned size)
+{
+    AddressSpace *as = &address_space_io;
+    uint8_t buf[8];
+
+    switch (path) {
+    case EXIT_PIO_PATH_RW:
+        stn_he_p(buf, size, val);
+        address_space_rw(as, port, attrs, buf, size, true);
+        break;
+    case EXIT_PIO_PATH_LDST:
+        if (size == 1) {
+            address_space_stb(as, port, val, attrs, NULL);
+        } else if (size == 2) {
+            address_space_stw_le(as, port, val, attrs, NULL);
+        } else {
+            address_space_stl_le(as, port, val, attrs, NULL);
+        }
+        break;
+    case EXIT_PIO_PATH_CPU_IO:
+    default:
+        if (size == 1) {
+            cpu_outb(port, val);
+        } else if (size == 2) {
+            cpu_outw(port, val);
+        } else {
+            cpu_outl(port, val);
+        }
+        break;
+    }
+}
+
 static void pio_device(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
                        uint8_t *ptr, unsigned size, bool is_write,
                        uint32_t count)
@@ -354,53 +465,10 @@ static void pio_device(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
     uint32_t i;
 
     for (i = 0; i < count; i++, ptr += size) {
-        switch (path) {
-        case EXIT_PIO_PATH_RW:
-            address_space_rw(&address_space_io, port, attrs, ptr, size,
-                             is_write);
-            break;
-        case EXIT_PIO_PATH_LDST:
-            /* x86's I/O space is little-endian: the _le forms. */
-            if (is_write) {
-                uint32_t v = ldn_he_p(ptr, size);
-                AddressSpace *as = &address_space_io;
-
-                if (size == 1) {
-                    address_space_stb(as, port, v, attrs, NULL);
-                } else if (size == 2) {
-                    address_space_stw_le(as, port, v, attrs, NULL);
-                } else {
-                    address_space_stl_le(as, port, v, attrs, NULL);
-                }
-            } else {
-                AddressSpace *as = &address_space_io;
-                uint32_t v = size == 1 ?
-                    address_space_ldub(as, port, attrs, NULL) :
-                    size == 2 ?
-                    address_space_lduw_le(as, port, attrs, NULL) :
-                    address_space_ldl_le(as, port, attrs, NULL);
-
-                stn_he_p(ptr, size, v);
-            }
-            break;
-        case EXIT_PIO_PATH_CPU_IO:
-            if (is_write) {
-                uint32_t v = ldn_he_p(ptr, size);
-
-                if (size == 1) {
-                    cpu_outb(port, v);
-                } else if (size == 2) {
-                    cpu_outw(port, v);
-                } else {
-                    cpu_outl(port, v);
-                }
-            } else {
-                uint32_t v = size == 1 ? cpu_inb(port) :
-                             size == 2 ? cpu_inw(port) : cpu_inl(port);
-
-                stn_he_p(ptr, size, v);
-            }
-            break;
+        if (is_write) {
+            pio_device_write(path, port, attrs, ldn_he_p(ptr, size), size);
+        } else {
+            stn_he_p(ptr, size, pio_device_read(path, port, attrs, size));
         }
     }
 }
@@ -412,7 +480,21 @@ static void pio_device(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
  * to the counters to charge: the device route's, or @unrouted.
  * @count > 1 is a rep batch, which inline handlers never see.
  */
-static bool exit_route_decide(const ExitAccess *a, uint32_t count,
+/* Might a published route match this access?  No lock (see above). */
+static inline bool exit_route_maybe_pio(uint16_t port)
+{
+    return qatomic_read(&exit_router.pio_filter[BIT_WORD(port)]) &
+           BIT_MASK(port);
+}
+
+static inline bool exit_route_maybe_mmio(uint64_t addr)
+{
+    return addr >= qatomic_read(&exit_router.mmio_lo) &&
+           addr <= qatomic_read(&exit_router.mmio_hi);
+}
+
+static inline QEMU_ALWAYS_INLINE bool
+exit_route_decide(const ExitAccess *a, uint32_t count,
                               uint64_t *val, ExitStats *unrouted,
                               ExitStats **dev_stats)
 {
@@ -423,7 +505,7 @@ static bool exit_route_decide(const ExitAccess *a, uint32_t count,
     int64_t t0;
 
     *dev_stats = unrouted;
-    if (likely(!snap)) {
+    if (!snap) {
         return false;
     }
     route_table_lookup(snap->table, a, &c);
@@ -468,6 +550,35 @@ static bool exit_route_decide(const ExitAccess *a, uint32_t count,
     return false;
 }
 
+/*
+ * Every port access ends in one of these two when no handler completed
+ * it: the device path, counted (and one in EXIT_STATS_SAMPLE_PERIOD
+ * timed) against @st.  @st is a route's (the caller holds the RCU read
+ * lock) or an unrouted pseudo route's (never freed).
+ */
+static inline uint32_t pio_read_counted(ExitStats *st, ExitPioPath path,
+                                        uint16_t port, MemTxAttrs attrs,
+                                        unsigned size)
+{
+    ExitRouteCpuStats *s = exit_stats_slot(st);
+    int64_t t0 = exit_stats_start(s);
+    uint32_t v = pio_device_read(path, port, attrs, size);
+
+    exit_stats_done(s, t0);
+    return v;
+}
+
+static inline void pio_write_counted(ExitStats *st, ExitPioPath path,
+                                     uint16_t port, MemTxAttrs attrs,
+                                     uint32_t val, unsigned size)
+{
+    ExitRouteCpuStats *s = exit_stats_slot(st);
+    int64_t t0 = exit_stats_start(s);
+
+    pio_device_write(path, port, attrs, val, size);
+    exit_stats_done(s, t0);
+}
+
 void exit_route_pio(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
                     void *data, unsigned size, bool is_write, uint32_t count)
 {
@@ -475,14 +586,15 @@ void exit_route_pio(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
         .type = EXIT_EVENT_PIO, .addr = port, .size = size,
         .is_write = is_write, .data = is_write ? ldn_he_p(data, size) : 0,
     };
-    ExitStats *dev_stats;
+    ExitStats *dev_stats = &exit_router.unrouted_pio;
     ExitRouteCpuStats *s;
     uint64_t val = 0;
     uint32_t i;
     int64_t t0;
 
     RCU_READ_LOCK_GUARD();
-    if (exit_route_decide(&a, count, &val, &exit_router.unrouted_pio,
+    if (exit_route_maybe_pio(port) &&
+        exit_route_decide(&a, count, &val, &exit_router.unrouted_pio,
                           &dev_stats)) {
         for (i = 0; !is_write && i < count; i++) {
             stn_he_p((uint8_t *)data + i * size, size, val);
@@ -505,8 +617,10 @@ bool exit_route_mmio(uint64_t addr, unsigned size, bool is_write,
     ExitStats *dev_stats;
     uint64_t val = 0;
 
-    if (size != 1 && size != 2 && size != 4 && size != 8) {
+    if (!exit_route_maybe_mmio(addr) ||
+        (size != 1 && size != 2 && size != 4 && size != 8)) {
         /* A piece of a page-crossing access: the device model's. */
+        exit_stats_done(exit_stats_slot(&exit_router.unrouted_mmio), 0);
         return false;
     }
     RCU_READ_LOCK_GUARD();
@@ -522,22 +636,52 @@ bool exit_route_mmio(uint64_t addr, unsigned size, bool is_write,
     return false;
 }
 
+/*
+ * The single-access forms.  A miss in the filter (the common case) takes
+ * no lock at all.
+ */
 uint32_t exit_route_pio_read(ExitPioPath path, uint16_t port,
                              MemTxAttrs attrs, unsigned size)
 {
-    uint8_t buf[8];
+    ExitAccess a = {
+        .type = EXIT_EVENT_PIO, .addr = port, .size = size,
+    };
+    ExitStats *dev_stats;
+    uint64_t val = 0;
 
-    exit_route_pio(path, port, attrs, buf, size, false, 1);
-    return ldn_he_p(buf, size);
+    if (likely(!exit_route_maybe_pio(port))) {
+        return pio_read_counted(&exit_router.unrouted_pio, path, port, attrs,
+                                size);
+    }
+    RCU_READ_LOCK_GUARD();
+    if (exit_route_decide(&a, 1, &val, &exit_router.unrouted_pio,
+                          &dev_stats)) {
+        return val;
+    }
+    return pio_read_counted(dev_stats, path, port, attrs, size);
 }
 
 void exit_route_pio_write(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
                           uint32_t val, unsigned size)
 {
-    uint8_t buf[8];
+    ExitAccess a = {
+        .type = EXIT_EVENT_PIO, .addr = port, .size = size,
+        .is_write = true, .data = val,
+    };
+    ExitStats *dev_stats;
+    uint64_t unused;
 
-    stn_he_p(buf, size, val);
-    exit_route_pio(path, port, attrs, buf, size, true, 1);
+    if (likely(!exit_route_maybe_pio(port))) {
+        pio_write_counted(&exit_router.unrouted_pio, path, port, attrs, val,
+                          size);
+        return;
+    }
+    RCU_READ_LOCK_GUARD();
+    if (exit_route_decide(&a, 1, &unused, &exit_router.unrouted_pio,
+                          &dev_stats)) {
+        return;
+    }
+    pio_write_counted(dev_stats, path, port, attrs, val, size);
 }
 
 bool exit_route_mmio_buf(uint64_t addr, void *buf, unsigned len,
