@@ -390,6 +390,56 @@ static void test_swap_under_rcu(void)
     swap_table_free(swap_current);
 }
 
+/*
+ * route_table_check_new() (used while -object routes are created) must
+ * accept exactly what route_table_build() accepts, with the same
+ * message: random route sets, added one by one, checked both ways.
+ */
+static void test_check_new_matches_build(void)
+{
+    GRand *rng = g_rand_new_with_seed(0x5eed);
+    int round, refused = 0;
+
+    for (round = 0; round < 300; round++) {
+        unsigned n = g_rand_int_range(rng, 1, 24), i;
+        g_autofree RouteTableEntry *e = g_new0(RouteTableEntry, n);
+        g_auto(GStrv) names = g_new0(char *, n + 1);
+
+        for (i = 0; i < n; i++) {
+            uint64_t start = g_rand_int_range(rng, 0, 64);
+            Error *err_new = NULL, *err_build = NULL;
+            RouteTable *t;
+            bool ok_new;
+
+            names[i] = g_strdup_printf("r%u", i);
+            e[i] = pio(names[i], start,
+                       start + g_rand_int_range(rng, 0, 8), 0);
+            e[i].spec.priority = g_rand_int_range(rng, 0, 3);
+            e[i].spec.dir_mask = g_rand_int_range(rng, 1, 4);
+            e[i].spec.size_mask = g_rand_int_range(rng, 1, 16);
+            ok_new = route_table_check_new(e, i, &e[i], &err_new);
+            t = route_table_build(e, i + 1, &err_build);
+            g_assert_cmpint(ok_new, ==, t != NULL);
+            if (!ok_new) {
+                /* Both name the new route first. */
+                g_assert_nonnull(strstr(error_get_pretty(err_new),
+                                        names[i]));
+                g_assert_nonnull(strstr(error_get_pretty(err_build),
+                                        "conflicts with"));
+                error_free(err_new);
+                error_free(err_build);
+                refused++;
+                break;          /* the set stops growing, as QEMU's would */
+            }
+            route_table_free(t);
+        }
+    }
+    /* The seeds must exercise both outcomes. */
+    g_assert_cmpint(refused, >, 20);
+    g_assert_cmpint(refused, <, 290);
+    g_rand_free(rng);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -406,5 +456,7 @@ int main(int argc, char **argv)
     g_test_add_func("/route-table/random-vs-reference",
                     test_random_vs_reference);
     g_test_add_func("/route-table/swap-under-rcu", test_swap_under_rcu);
+    g_test_add_func("/route-table/check-new-matches-build",
+                    test_check_new_matches_build);
     return g_test_run();
 }
