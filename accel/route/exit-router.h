@@ -105,6 +105,15 @@ bool exit_route_mmio_buf(uint64_t addr, void *buf, unsigned len,
                          bool is_write);
 
 /*
+ * Offers one RDMSR (@is_write false) or WRMSR of MSR @msr to the router
+ * (TCG's helper_rdmsr/helper_wrmsr after the SVM intercept check; KVM's
+ * MSR-filter exits).  *@data is the value written, or receives the value
+ * read.  Returns true if a route's handler completed the access; false
+ * if the caller must run its own path.
+ */
+bool exit_route_msr(uint32_t msr, bool is_write, uint64_t *data);
+
+/*
  * The kernel-tier switch.  Resolved once the accelerator exists, from
  * (first match wins): -accel ...,kernel-tier=on|off (or its -machine
  * sugar), the exit-router object's kernel-tier property, on.  May change

@@ -11,6 +11,9 @@
 #include "qemu/event_notifier.h"
 #include "system/kvm.h"
 #include "accel/route/route-noexit.h"
+#ifdef TARGET_I386
+#include "kvm/kvm_i386.h"
+#endif
 #include "trace.h"
 
 struct ExitNoExit {
@@ -99,4 +102,28 @@ uint64_t exit_noexit_collect(ExitNoExit *ne)
     /* An eventfd read returns the writes signalled since the last one. */
     len = read(event_notifier_get_fd(&ne->notifier), &n, sizeof(n));
     return len == sizeof(n) ? n : 0;
+}
+
+int exit_noexit_msr_filter(const ExitMsrRange *ranges, int n)
+{
+#ifdef TARGET_I386
+    struct kvm_msr_filter_range kr[KVM_MSR_FILTER_MAX_RANGES] = { };
+    int i;
+
+    if (!kvm_enabled()) {
+        return 0;
+    }
+    if (n > KVM_MSR_FILTER_MAX_RANGES) {
+        return -ENOSPC;
+    }
+    for (i = 0; i < n; i++) {
+        kr[i].base = ranges[i].base;
+        kr[i].nmsrs = ranges[i].count;
+        kr[i].flags = (ranges[i].read ? KVM_MSR_FILTER_READ : 0) |
+                      (ranges[i].write ? KVM_MSR_FILTER_WRITE : 0);
+    }
+    return kvm_filter_routed_msrs(kvm_state, kr, n);
+#else
+    return n ? -ENOTSUP : 0;
+#endif
 }

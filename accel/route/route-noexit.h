@@ -38,4 +38,18 @@ void exit_noexit_remove(ExitNoExit *ne);
 /* Writes absorbed since the last call. */
 uint64_t exit_noexit_collect(ExitNoExit *ne);
 
+/*
+ * MSRs the router must see.  Under KVM, MSR accesses are handled in the
+ * kernel unless its MSR filter sends them to userspace; the router asks
+ * for one filter range per MSR route whose handler is not "device"
+ * (replacing the previous set).  Returns 0, or a negative errno when the
+ * ranges do not fit (KVM has 16, shared with QEMU's own MSR handlers).
+ * Without KVM: nothing to do (TCG's helpers always ask the router).
+ */
+typedef struct ExitMsrRange {
+    uint32_t base, count;
+    bool read, write;
+} ExitMsrRange;
+int exit_noexit_msr_filter(const ExitMsrRange *ranges, int n);
+
 #endif

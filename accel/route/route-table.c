@@ -63,6 +63,18 @@ bool exit_route_spec_check(const ExitRouteSpec *spec, const char *name,
                    PRIx64 " goes past 0xffff", name, spec->start, spec->last);
         return false;
     }
+    if (spec->type == EXIT_EVENT_MSR && spec->last > 0xffffffffull) {
+        error_setg(errp, "exit route '%s': MSR range 0x%" PRIx64 "..0x%"
+                   PRIx64 " goes past 0xffffffff", name, spec->start,
+                   spec->last);
+        return false;
+    }
+    if (spec->type == EXIT_EVENT_MSR && spec->size_mask != EXIT_SIZE_ANY &&
+        spec->size_mask != (1u << 3)) {
+        error_setg(errp, "exit route '%s': MSR accesses are 8 bytes wide",
+                   name);
+        return false;
+    }
     if (!spec->dir_mask || (spec->dir_mask & ~EXIT_DIR_ANY)) {
         error_setg(errp, "exit route '%s': bad direction mask 0x%x",
                    name, spec->dir_mask);
@@ -101,13 +113,18 @@ bool exit_route_spec_matches(const ExitRouteSpec *spec,
                              const ExitAccess *a)
 {
     int bit = size_bit(a->size);
+    unsigned extent;
 
     if (spec->type != a->type || bit < 0 || !(spec->size_mask & (1u << bit))) {
         return false;
     }
-    /* The whole access must lie in the route: [addr, addr + size - 1]. */
+    /*
+     * The whole access must lie in the route: [addr, addr + size - 1];
+     * an MSR access covers one index, whatever its width.
+     */
+    extent = a->type == EXIT_EVENT_MSR ? 1 : a->size;
     if (a->addr < spec->start || a->addr > spec->last ||
-        a->size - 1 > spec->last - a->addr) {
+        extent - 1 > spec->last - a->addr) {
         return false;
     }
     if (!(spec->dir_mask & (a->is_write ? EXIT_DIR_WRITE : EXIT_DIR_READ))) {

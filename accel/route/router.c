@@ -115,7 +115,11 @@ typedef struct ExitRouterSnapshot {
      */
     DECLARE_BITMAP(pio_map, 65536);
     uint64_t mmio_lo, mmio_hi;  /* lo > hi: no MMIO route */
+    uint64_t msr_lo, msr_hi;
 } ExitRouterSnapshot;
+
+/* MSR routes that need an exit under KVM, at most (KVM has 16 in all). */
+#define EXIT_MSR_RANGES_MAX 16
 
 static struct {
     ExitRouterSnapshot *current;        /* RCU; written under the BQL */
@@ -123,6 +127,7 @@ static struct {
     GHashTable *q_inlinehandlers;        /* name -> ExitInlineHandler; BQL */
     ExitStats unrouted_pio;             /* accesses no route matched */
     ExitStats unrouted_mmio;
+    ExitStats unrouted_msr;
     bool machine_ready;                 /* BQL: no-exit paths may go in */
     Notifier machine_init_done;
 
@@ -137,8 +142,14 @@ static struct {
      */
     unsigned long pio_filter[BITS_TO_LONGS(65536)];
     uint64_t mmio_lo, mmio_hi;          /* lo > hi: none */
+    uint64_t msr_lo, msr_hi;
+
+    /* BQL: the MSR ranges KVM's filter sends to userspace for us */
+    ExitMsrRange msr_ranges[EXIT_MSR_RANGES_MAX];
+    int n_msr_ranges;
 } exit_router = {
     .mmio_lo = UINT64_MAX,
+    .msr_lo = UINT64_MAX,
 };
 
 /* ---- statistics --------------------------------------------------------- */
@@ -264,6 +275,55 @@ static bool exit_router_check_new(GPtrArray *routes, ExitRoute *extra,
 }
 
 /*
+ * Under KVM an MSR access reaches userspace only if KVM's MSR filter
+ * sends it there: ask for the MSR routes whose handler is not "device"
+ * (a device route needs no exit: the kernel's handling is the device
+ * path).  Done before the snapshot is published, so that a refusal (KVM
+ * has 16 filter ranges, shared with QEMU's own) changes nothing.  BQL.
+ */
+static bool exit_router_msr_sync(const ExitRouterSnapshot *snap,
+                                 Error **errp)
+{
+    ExitMsrRange ranges[EXIT_MSR_RANGES_MAX];
+    int n = 0, ret;
+    size_t i;
+
+    for (i = 0; i < snap->n; i++) {
+        const ExitRoute *r = snap->slots[i].route;
+
+        if (r->spec.type != EXIT_EVENT_MSR ||
+            r->handler == EXIT_ROUTE_HANDLER_DEVICE) {
+            continue;
+        }
+        if (n == EXIT_MSR_RANGES_MAX) {
+            error_setg(errp, "exit route '%s': too many MSR routes (at most "
+                       "%d need an MSR filter range)", r->id,
+                       EXIT_MSR_RANGES_MAX);
+            return false;
+        }
+        ranges[n++] = (ExitMsrRange) {
+            .base = r->spec.start,
+            .count = r->spec.last - r->spec.start + 1,
+            .read = r->spec.dir_mask & EXIT_DIR_READ,
+            .write = r->spec.dir_mask & EXIT_DIR_WRITE,
+        };
+    }
+    if (n == exit_router.n_msr_ranges &&
+        !memcmp(ranges, exit_router.msr_ranges, n * sizeof(ranges[0]))) {
+        return true;
+    }
+    ret = exit_noexit_msr_filter(ranges, n);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "the accelerator refused the MSR "
+                         "filter for %d MSR route(s)", n);
+        return false;
+    }
+    memcpy(exit_router.msr_ranges, ranges, n * sizeof(ranges[0]));
+    exit_router.n_msr_ranges = n;
+    return true;
+}
+
+/*
  * Widen the miss filter to also cover @snap (@widen), or set it to
  * exactly @snap.  BQL.
  */
@@ -284,6 +344,10 @@ static void exit_router_filter_update(const ExitRouterSnapshot *snap,
                 MIN(exit_router.mmio_lo, snap->mmio_lo) : snap->mmio_lo);
     qatomic_set(&exit_router.mmio_hi, widen ?
                 MAX(exit_router.mmio_hi, snap->mmio_hi) : snap->mmio_hi);
+    qatomic_set(&exit_router.msr_lo, widen ?
+                MIN(exit_router.msr_lo, snap->msr_lo) : snap->msr_lo);
+    qatomic_set(&exit_router.msr_hi, widen ?
+                MAX(exit_router.msr_hi, snap->msr_hi) : snap->msr_hi);
 }
 
 /*
@@ -342,7 +406,18 @@ static bool exit_router_publish(GPtrArray *routes, ExitRoute *extra,
         g_free(snap);
         return false;
     }
+    snap->n = n;
+    if (!exit_router_msr_sync(snap, errp)) {
+        route_table_free(table);
+        for (i = 0; i < n; i++) {
+            g_free(snap->slots[i].name);
+        }
+        g_free(snap->slots);
+        g_free(snap);
+        return false;
+    }
     snap->mmio_lo = UINT64_MAX;
+    snap->msr_lo = UINT64_MAX;
     for (i = 0; i < n; i++) {
         const ExitRouteSpec *sp = &snap->slots[i].route->spec;
 
@@ -352,6 +427,9 @@ static bool exit_router_publish(GPtrArray *routes, ExitRoute *extra,
         } else if (sp->type == EXIT_EVENT_MMIO) {
             snap->mmio_lo = MIN(snap->mmio_lo, sp->start);
             snap->mmio_hi = MAX(snap->mmio_hi, sp->last);
+        } else if (sp->type == EXIT_EVENT_MSR) {
+            snap->msr_lo = MIN(snap->msr_lo, sp->start);
+            snap->msr_hi = MAX(snap->msr_hi, sp->last);
         }
     }
     snap->table = table;
@@ -378,6 +456,7 @@ static void exit_router_init_globals(void)
             g_str_hash, g_str_equal, g_free, g_free);
         exit_stats_init(&exit_router.unrouted_pio);
         exit_stats_init(&exit_router.unrouted_mmio);
+        exit_stats_init(&exit_router.unrouted_msr);
     }
 }
 
@@ -632,6 +711,32 @@ bool exit_route_mmio(uint64_t addr, unsigned size, bool is_write,
         return true;
     }
     /* The caller runs its device path; it is counted, not timed. */
+    exit_stats_done(exit_stats_slot(dev_stats), 0);
+    return false;
+}
+
+bool exit_route_msr(uint32_t msr, bool is_write, uint64_t *data)
+{
+    ExitAccess a = {
+        .type = EXIT_EVENT_MSR, .addr = msr, .size = 8,
+        .is_write = is_write, .data = is_write ? *data : 0,
+    };
+    ExitStats *dev_stats;
+    uint64_t val = 0;
+
+    if (msr < qatomic_read(&exit_router.msr_lo) ||
+        msr > qatomic_read(&exit_router.msr_hi)) {
+        exit_stats_done(exit_stats_slot(&exit_router.unrouted_msr), 0);
+        return false;
+    }
+    RCU_READ_LOCK_GUARD();
+    if (exit_route_decide(&a, 1, &val, &exit_router.unrouted_msr,
+                          &dev_stats)) {
+        if (!is_write) {
+            *data = val;
+        }
+        return true;
+    }
     exit_stats_done(exit_stats_slot(dev_stats), 0);
     return false;
 }
@@ -898,13 +1003,17 @@ static void exit_router_machine_init_done(Notifier *n, void *data)
     exit_router_init_globals();
     exit_stats_alloc(&exit_router.unrouted_pio);
     exit_stats_alloc(&exit_router.unrouted_mmio);
+    exit_stats_alloc(&exit_router.unrouted_msr);
     for (i = 0; i < exit_router.routes->len; i++) {
         ExitRoute *r = g_ptr_array_index(exit_router.routes, i);
 
         exit_stats_alloc(&r->stats);
     }
-    /* Every route was checked when it was added. */
-    exit_router_publish(exit_router.routes, NULL, NULL, &error_abort);
+    /*
+     * Every route was checked when it was added; what can still fail is
+     * the accelerator's MSR filter, which did not exist then.
+     */
+    exit_router_publish(exit_router.routes, NULL, NULL, &error_fatal);
     for (i = 0; exit_router.routes && i < exit_router.routes->len; i++) {
         exit_route_try_noexit(g_ptr_array_index(exit_router.routes, i));
     }
@@ -919,9 +1028,9 @@ static void exit_route_complete(UserCreatable *uc, Error **errp)
     g_free(r->id);
     r->id = g_strdup(object_get_canonical_path_component(OBJECT(r)));
     id = r->id;
-    if (r->spec.type != EXIT_EVENT_PIO && r->spec.type != EXIT_EVENT_MMIO) {
+    if (r->spec.type >= EXIT_EVENT_INTERRUPT) {
         error_setg(errp, "exit route '%s': event '%s' is not routed yet "
-                   "(only 'pio' and 'mmio')", id,
+                   "(only 'pio', 'mmio' and 'msr')", id,
                    exit_event_type_name(r->spec.type));
         return;
     }
@@ -1178,6 +1287,8 @@ ExitRouteStatsList *qmp_query_exit_stats(Error **errp)
                                                  &exit_router.unrouted_pio));
     QAPI_LIST_APPEND(tail, exit_route_stats_info("unrouted-mmio",
                                                  &exit_router.unrouted_mmio));
+    QAPI_LIST_APPEND(tail, exit_route_stats_info("unrouted-msr",
+                                                 &exit_router.unrouted_msr));
     return head;
 }
 
@@ -1199,6 +1310,7 @@ void qmp_exit_stats_reset(Error **errp)
     }
     exit_stats_reset_one(&exit_router.unrouted_pio);
     exit_stats_reset_one(&exit_router.unrouted_mmio);
+    exit_stats_reset_one(&exit_router.unrouted_msr);
 }
 
 void hmp_info_exit_routes(Monitor *mon, const QDict *qdict)

@@ -66,6 +66,14 @@ static inline void mmio_write32(u32 addr, u32 v)
 }
 
 /* Shared between the BSP and the APs; no libc, so GCC's atomic builtins. */
+static inline u64 rdmsr(u32 msr)
+{
+    u32 lo, hi;
+
+    asm volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+    return ((u64)hi << 32) | lo;
+}
+
 static inline u32 mmio_read32(u32 addr)
 {
     u32 v;
@@ -498,6 +506,8 @@ void bench_main(struct multiboot_info *mbi)
     put_hex(mmio_read32(HPET_BASE));
     puts_serial(" port80=");
     put_hex(inb(0x80));
+    puts_serial(" apicbase=");
+    put_hex((u32)rdmsr(0x1b));      /* IA32_APIC_BASE */
     puts_serial("\n");
 
     if (smp > 1) {

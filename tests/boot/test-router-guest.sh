@@ -2,9 +2,13 @@
 # The exit router on a real vCPU path (TCG's helpers and MMIO slow path,
 # KVM's KVM_EXIT_IO/KVM_EXIT_MMIO), not only qtest's: the bench guest
 # prints what one read of the HPET capabilities (MMIO) and of port 0x80
-# returns, then hammers a write-only port.
-#  - no route: the HPET answers (vendor 0x8086), port 0x80 reads 0xff
+# returns, and what RDMSR of IA32_APIC_BASE returns, then hammers a
+# write-only port.
+#  - no route: the HPET answers (vendor 0x8086), port 0x80 reads 0xff,
+#    the APIC base is 0xfee00900 (BSP, enabled)
 #  - an MMIO ignore route on the HPET: the guest reads all-ones
+#  - an MSR ignore route on IA32_APIC_BASE: all-ones (under KVM through
+#    KVM's MSR filter); an MSR log route: the value, passed on
 #  - a write-only ignore route: under KVM it is a no-exit path
 #    (ioeventfd) and its count is still exact: warm-up + rounds * n
 set -uo pipefail
@@ -35,6 +39,13 @@ for accel in $accels; do
     out=$(boot "$accel" "only=none" -object \
         exit-route,id=cap,event=mmio,start=0xfed00000,size=4,direction=read,handler=ignore)
     grep -q "hpet_cap=0xffffffff" <<< "$out" || bad "$accel: MMIO ignore route not applied: $out"
+    grep -q "apicbase=0xfee00900" <<< "$out" || bad "$accel: RDMSR 0x1b not 0xfee00900: $out"
+    out=$(boot "$accel" "only=none" -object \
+        exit-route,id=ab,event=msr,start=0x1b,direction=read,handler=ignore)
+    grep -q "apicbase=0xffffffff" <<< "$out" || bad "$accel: MSR ignore route not applied: $out"
+    out=$(boot "$accel" "only=none" -object \
+        exit-route,id=ab,event=msr,start=0x1b,handler=log)
+    grep -q "apicbase=0xfee00900" <<< "$out" || bad "$accel: MSR log route changed the value: $out"
     out=$(boot "$accel" "only=none" -machine kernel-tier=off)
     grep -q "port80=0x000000ff" <<< "$out" || bad "$accel: tier off: port 0x80 did not read 0xff: $out"
 

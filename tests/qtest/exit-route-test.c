@@ -223,6 +223,10 @@ static void test_query_routes(void)
     g_assert_cmpstr(qdict_get_str(r, "handler"), ==, "ignore");
     qobject_unref(rsp);
 
+    qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'apic', "
+           "'event': 'msr', 'start': 27, 'handler': 'log' } }");
+    g_assert_true(has_route(qts, "apic"));
+    g_assert_cmpint(route_count(qts, "unrouted-msr"), ==, 0);
     hmp = qtest_hmp(qts, "info exit-routes");
     g_assert_nonnull(strstr(hmp, "cl"));
     g_assert_nonnull(strstr(hmp, "ignore"));
@@ -417,8 +421,10 @@ static const BadRoute bad_routes[] = {
       "no inline handler 'nope'" },
     { "'event': 'pio', 'start': 33, 'handler': 'ignore', 'inline': 'x'",
       "inline=x needs handler=inline" },
-    { "'event': 'msr', 'start': 33, 'handler': 'ignore'",
-      "event 'msr' is not routed yet" },
+    { "'event': 'msr', 'start': 4294967295, 'size': 2, "
+      "'handler': 'ignore'", "goes past 0xffffffff" },
+    { "'event': 'msr', 'start': 27, 'access-size': 4, 'handler': 'ignore'",
+      "MSR accesses are 8 bytes wide" },
     { "'event': 'mmio', 'start': 18446744073709551615, 'size': 2, "
       "'handler': 'ignore'", "wraps" },
     { "'event': 'pio', 'start': 33, 'handler': 'ignore', 'access-size': 3",

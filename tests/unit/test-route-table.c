@@ -440,6 +440,38 @@ static void test_check_new_matches_build(void)
     g_rand_free(rng);
 }
 
+/*
+ * Event types are separate spaces; an MSR access covers one index
+ * whatever its width, so an 8-byte RDMSR of the last MSR of a route
+ * matches it (a PIO or MMIO access must fit in bytes).
+ */
+static void test_event_types(void)
+{
+    RouteTableEntry e[3] = {
+        pio("port", 0x1b, 0x1b, 0),
+        pio("apic", 0x1b, 0x1b, 0),
+        pio("mem", 0x1b, 0x22, 0),
+    };
+    ExitAccess msr = { .type = EXIT_EVENT_MSR, .addr = 0x1b, .size = 8 };
+    ExitAccess mmio = { .type = EXIT_EVENT_MMIO, .addr = 0x1b, .size = 8 };
+    RouteTable *t;
+
+    e[1].spec.type = EXIT_EVENT_MSR;
+    e[2].spec.type = EXIT_EVENT_MMIO;
+    t = build_ok(e, 3);             /* same range, no conflict */
+    g_assert_cmpstr(first(t, rd(0x1b, 1)), ==, "port");
+    g_assert_cmpstr(first(t, msr), ==, "apic");
+    g_assert_cmpstr(first(t, mmio), ==, "mem");
+    msr.addr = 0x1c;
+    g_assert_null(first(t, msr));
+    msr.addr = 0x1b;
+    msr.is_write = true;
+    g_assert_cmpstr(first(t, msr), ==, "apic");
+    mmio.addr = 0x1c;               /* 0x1c..0x23 leaves the route */
+    g_assert_null(first(t, mmio));
+    route_table_free(t);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -456,6 +488,7 @@ int main(int argc, char **argv)
     g_test_add_func("/route-table/random-vs-reference",
                     test_random_vs_reference);
     g_test_add_func("/route-table/swap-under-rcu", test_swap_under_rcu);
+    g_test_add_func("/route-table/event-types", test_event_types);
     g_test_add_func("/route-table/check-new-matches-build",
                     test_check_new_matches_build);
     return g_test_run();
