@@ -374,7 +374,8 @@ static void test_mmio_routes(void)
     qtest_writel(qts, HPET_CFG, 0);
 
     /* inline: port80's handler serves byte reads and declines others. */
-    qmp_ok(qts, "{ 'execute': 'exit-route-del', 'arguments': { 'id': 'cap' } }");
+    qmp_ok(qts, "{ 'execute': 'exit-route-del', "
+           "'arguments': { 'id': 'cap' } }");
     qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'inl', "
            "'event': 'mmio', 'start': 4275044352, 'size': 8, "
            "'handler': 'inline', 'inline': 'port80' } }");
@@ -384,8 +385,10 @@ static void test_mmio_routes(void)
     g_assert_cmpint(route_declines(qts, "inl"), ==, 1);
 
     /* device and log: counted, values unchanged */
-    qmp_ok(qts, "{ 'execute': 'exit-route-del', 'arguments': { 'id': 'inl' } }");
-    qmp_ok(qts, "{ 'execute': 'exit-route-del', 'arguments': { 'id': 'en' } }");
+    qmp_ok(qts, "{ 'execute': 'exit-route-del', "
+           "'arguments': { 'id': 'inl' } }");
+    qmp_ok(qts, "{ 'execute': 'exit-route-del', "
+           "'arguments': { 'id': 'en' } }");
     qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'dev', "
            "'event': 'mmio', 'start': 4275044352, 'size': 1024, "
            "'handler': 'device' } }");
