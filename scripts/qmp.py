@@ -53,7 +53,11 @@ class QMP:
 def profile(q, top):
     stats = [s for s in q.cmd("query-exit-stats") if s["count"]]
     total = sum(s["count"] for s in stats) or 1
-    print("== exit profile: %d port I/O exits" % total)
+    print("== exit profile: %d exits that reached QEMU (port I/O, MMIO, "
+          "MSR)" % total)
+    inline = sum(s["count"] for s in stats if s["id"].startswith("tier-"))
+    print("   served inline by the kernel tier (tier-* routes): %d (%.1f%%)"
+          % (inline, 100.0 * inline / total))
     for key, label in (("count", "by count"), ("time-ns", "by time")):
         print("   top %s:" % label)
         print("   %-14s %10s %6s %12s %9s" % ("route", "count", "share",

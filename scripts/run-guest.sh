@@ -34,6 +34,8 @@ cmd=("$qemu" -machine "$machine" -accel "$accel" -smp "$smp" -m 512
 # The fork: one "device" route per legacy device, so that the exit
 # profile printed at the end says which device took the exits; QEMU
 # stays up after the guest powers off (-no-shutdown) to answer QMP.
+# Priority -2: below the kernel tier's own routes (-1), so that what the
+# tier serves inline shows up under its tier-* routes.
 qmp=$BUILD/run/$which-$accel-smp$smp.qmp
 profile_routes="pit:0x40:4 port61:0x61:1 kbd-data:0x60:1 kbd-cmd:0x64:1 pic1:0x20:2
                 pic2:0xa0:2 elcr:0x4d0:2 port80:0x80:1 rtc:0x70:2 com1:0x3f8:8
@@ -43,7 +45,7 @@ if [ "$which" = fork ]; then
     cmd+=(-qmp "unix:$qmp,server=on,wait=off" -no-shutdown)
     for r in $profile_routes; do
         IFS=: read -r id start size <<< "$r"
-        cmd+=(-object "exit-route,id=$id,event=pio,start=$start,size=$size,handler=device")
+        cmd+=(-object "exit-route,id=$id,event=pio,start=$start,size=$size,priority=-2,handler=device")
     done
 fi
 say "booting $GUEST_KERNEL_RELEASE: $which, accel=$accel, smp=$smp, machine=$machine"
