@@ -207,8 +207,15 @@ static void test_query_routes(void)
     QDict *r;
     g_autofree char *hmp = NULL;
 
-    /* Ours, and the kernel tier's port 0x80 route below it. */
-    g_assert_cmpint(qlist_size(l), ==, 2);
+    /*
+     * Ours, and the kernel tier's routes: port 0x80 (below ours), the
+     * two PICs and their ELCRs.
+     */
+    g_assert_cmpint(qlist_size(l), ==, 6);
+    g_assert_nonnull(find_route(l, "tier-pic1"));
+    g_assert_nonnull(find_route(l, "tier-pic2"));
+    g_assert_nonnull(find_route(l, "tier-elcr1"));
+    g_assert_nonnull(find_route(l, "tier-elcr2"));
     r = find_route(l, "tier-port80");
     g_assert_nonnull(r);
     g_assert_cmpint(qdict_get_int(r, "priority"), ==, -1);
