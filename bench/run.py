@@ -208,7 +208,7 @@ def main():
                             samples.setdefault((key, which), []).append(cyc)
                 print("bench: %s rep %d/%d done" % (name, rep + 1, args.reps),
                       file=sys.stderr)
-        except RuntimeError as e:
+        except (RuntimeError, OSError) as e:
             # One configuration the host cannot run must not lose the rest.
             print("bench: %s not measured: %s" % (name, e), file=sys.stderr)
             failed.append(name)
