@@ -17,7 +17,7 @@ export ACCEL SMP MACHINE
 S := scripts
 TIERS := build/tiers
 
-.PHONY: all run check bench build build-fork build-vanilla setup fetch tiers clean distclean
+.PHONY: all run check check-diff-long bench build build-fork build-vanilla setup fetch tiers clean distclean
 
 all: build
 
@@ -45,6 +45,11 @@ run: build-fork
 
 check: build
 	@$(S)/check.sh
+
+# The kernel tier's differential test with 10^7 operations per device
+# (make check runs 10^6).
+check-diff-long: build
+	@QT_DIFF_OPS=10000000 QT_BUILD_DIR=$(CURDIR)/build tests/run-qtest.sh fork tier-diff-test
 
 bench: build
 	@python3 bench/run.py --guest $(TIERS)/bench/bench-guest.elf \

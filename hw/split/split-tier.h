@@ -29,6 +29,13 @@ typedef struct SplitTierPorts {
     uint16_t size;
     uint8_t access_size;        /* 0: any size the handler accepts */
     const char *region;         /* name of QEMU's MemoryRegion at @start */
+    /*
+     * The guest (firmware) places @region, e.g. the ACPI PM timer in the
+     * PM I/O block: ignore @start; the route follows the region wherever
+     * address_space_io maps it (a MemoryListener), and the handler's
+     * opaque is the region's opaque.
+     */
+    bool follow;
 } SplitTierPorts;
 
 /*

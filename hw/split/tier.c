@@ -33,6 +33,8 @@ static struct {
     bool machine_ready;         /* machine-init-done has run */
     Notifier init_done;
     Notifier kernel_tier;
+    MemoryListener follow;      /* for SplitTierPorts.follow */
+    bool follow_registered;
 } split_tier;
 
 /* Is QEMU's own model of this port the region that owns it? */
@@ -49,40 +51,124 @@ static bool split_tier_region_owns(const SplitTierPorts *p)
     return owns;
 }
 
-static void split_tier_install(SplitTierDevice *d)
+static void split_tier_add_route(SplitTierDevice *d, const SplitTierPorts *p,
+                                 uint16_t at)
 {
-    const SplitTierPorts *p;
+    g_autofree char *start = g_strdup_printf("%u", at);
+    g_autofree char *size = g_strdup_printf("%u", p->size);
+    g_autofree char *asize = g_strdup_printf("%u", p->access_size);
+    Error *err = NULL;
+    Object *route;
 
-    for (p = d->ports; p->route; p++) {
-        g_autofree char *start = g_strdup_printf("%u", p->start);
-        g_autofree char *size = g_strdup_printf("%u", p->size);
-        g_autofree char *asize = g_strdup_printf("%u", p->access_size);
-        Error *err = NULL;
-        Object *route;
-
-        if (object_resolve_path_component(object_get_objects_root(),
-                                          p->route)) {
-            continue;
-        }
-        if (!split_tier_region_owns(p)) {
-            trace_split_tier_skip(p->route, p->start, p->region);
-            continue;
-        }
-        route = object_new_with_props("exit-route", object_get_objects_root(),
+    route = object_new_with_props("exit-route", object_get_objects_root(),
                                       p->route, &err,
                                       "event", "pio", "start", start,
                                       "size", size, "handler", "inline",
                                       "inline", d->name, "priority", "-1",
                                       p->access_size ? "access-size" : NULL,
                                       asize, NULL);
-        if (!route) {
-            /* A user's route already claims these ports at priority -1. */
-            warn_reportf_err(err, "kernel tier: %s not installed: ",
-                             p->route);
+    if (!route) {
+        /* A user's route already claims these ports at priority -1. */
+        warn_reportf_err(err, "kernel tier: %s not installed: ", p->route);
+        return;
+    }
+    trace_split_tier_install(p->route, at, p->size, d->name);
+}
+
+static void split_tier_install(SplitTierDevice *d)
+{
+    const SplitTierPorts *p;
+
+    for (p = d->ports; p->route; p++) {
+        if (p->follow ||
+            object_resolve_path_component(object_get_objects_root(),
+                                          p->route)) {
+            continue;           /* follow: the listener installs it */
+        }
+        if (!split_tier_region_owns(p)) {
+            trace_split_tier_skip(p->route, p->start, p->region);
             continue;
         }
-        trace_split_tier_install(p->route, p->start, p->size, d->name);
+        split_tier_add_route(d, p, p->start);
     }
+}
+
+static void split_tier_remove_route(SplitTierDevice *d,
+                                    const SplitTierPorts *p)
+{
+    Object *route = object_resolve_path_component(object_get_objects_root(),
+                                                  p->route);
+    g_autofree char *inl = NULL;
+
+    if (!route || !object_dynamic_cast(route, "exit-route")) {
+        return;
+    }
+    inl = object_property_get_str(route, "inline", NULL);
+    if (g_strcmp0(inl, d->name)) {
+        return;                 /* a user's route of the same name */
+    }
+    object_unparent(route);
+    trace_split_tier_uninstall(p->route);
+}
+
+/*
+ * A region appeared in or left address_space_io: (un)install the routes
+ * of the follow ports named after it.  Runs under the BQL, from
+ * memory_region_transaction_commit() (e.g. the firmware programming the
+ * PM I/O base through PCI configuration space).
+ */
+static void split_tier_follow(MemoryRegionSection *sec, bool add)
+{
+    const char *name = memory_region_name(sec->mr);
+    guint i;
+
+    for (i = 0; split_tier.devices && i < split_tier.devices->len; i++) {
+        SplitTierDevice *d = g_ptr_array_index(split_tier.devices, i);
+        const SplitTierPorts *p;
+
+        for (p = d->ports; p->route; p++) {
+            if (!p->follow || strcmp(name, p->region) ||
+                int128_ne(sec->size, int128_make64(p->size))) {
+                continue;
+            }
+            split_tier_remove_route(d, p);
+            if (add && exit_router_kernel_tier_enabled()) {
+                /* The handler works on the region's own state. */
+                exit_router_register_inline(d->name, d->ops,
+                                            sec->mr->opaque);
+                split_tier_add_route(d, p,
+                                     sec->offset_within_address_space);
+            }
+        }
+    }
+}
+
+static void split_tier_region_add(MemoryListener *l,
+                                  MemoryRegionSection *sec)
+{
+    split_tier_follow(sec, true);
+}
+
+static void split_tier_region_del(MemoryListener *l,
+                                  MemoryRegionSection *sec)
+{
+    split_tier_follow(sec, false);
+}
+
+/* (Re)register the listener: registration replays every mapped region. */
+static void split_tier_follow_sync(void)
+{
+    if (split_tier.follow_registered) {
+        memory_listener_unregister(&split_tier.follow);
+    }
+    split_tier.follow = (MemoryListener) {
+        .name = "qemu-tiers-kernel-tier",
+        .region_add = split_tier_region_add,
+        .region_del = split_tier_region_del,
+        .priority = MEMORY_LISTENER_PRIORITY_MIN,
+    };
+    memory_listener_register(&split_tier.follow, &address_space_io);
+    split_tier.follow_registered = true;
 }
 
 static void split_tier_uninstall(SplitTierDevice *d)
@@ -90,19 +176,7 @@ static void split_tier_uninstall(SplitTierDevice *d)
     const SplitTierPorts *p;
 
     for (p = d->ports; p->route; p++) {
-        Object *route = object_resolve_path_component(
-            object_get_objects_root(), p->route);
-        g_autofree char *inl = NULL;
-
-        if (!route || !object_dynamic_cast(route, "exit-route")) {
-            continue;
-        }
-        inl = object_property_get_str(route, "inline", NULL);
-        if (g_strcmp0(inl, d->name)) {
-            continue;           /* a user's route of the same name */
-        }
-        object_unparent(route);
-        trace_split_tier_uninstall(p->route);
+        split_tier_remove_route(d, p);
     }
 }
 
@@ -160,6 +234,7 @@ static void split_tier_machine_init_done(Notifier *n, void *data)
     for (i = 0; split_tier.devices && i < split_tier.devices->len; i++) {
         split_tier_attach(g_ptr_array_index(split_tier.devices, i));
     }
+    split_tier_follow_sync();
 }
 
 /* The switch flipped at run time: add or remove every tier route. */
@@ -179,6 +254,9 @@ static void split_tier_kernel_tier_changed(Notifier *n, void *data)
         } else {
             split_tier_uninstall(d);
         }
+    }
+    if (on) {
+        split_tier_follow_sync();
     }
 }
 

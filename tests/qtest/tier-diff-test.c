@@ -13,7 +13,12 @@
  * for each feature come first.
  *
  * QT_DIFF_OPS sets the number of random operations per device (default
- * 1000000; `make bench-diff` runs 10^7); QT_DIFF_SEED the seed.
+ * 1000000; `make check-diff-long` runs 10^7); QT_DIFF_SEED the PIC's
+ * seed.
+ *
+ * Devices: the PIC pair with its ELCRs, and the ACPI PM timer on pc and
+ * q35 (clock steps, 24-bit wrap, narrow and unaligned reads, writes, and
+ * the firmware moving the PM block, which the tier's route follows).
  *
  * Copyright (c) 2026 qemu-tiers contributors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -30,9 +35,9 @@ typedef struct DiffVM {
 } DiffVM;
 
 typedef struct DiffOp {
-    enum { OP_IN, OP_OUT, OP_IRQ } kind;
+    enum { OP_IN, OP_OUT, OP_IRQ, OP_INL, OP_OUTL, OP_CLOCK } kind;
     uint16_t port;
-    uint8_t val;                /* OUT: value; IRQ: level */
+    uint32_t val;               /* OUT: value; IRQ: level; CLOCK: ns */
     uint8_t chip, line;         /* IRQ: which PIC, which input */
 } DiffOp;
 
@@ -68,13 +73,18 @@ static void find_pics(DiffVM *vm)
     /* i8259_init() creates the master first. */
 }
 
-static void vm_start(DiffVM *vm, bool tier)
+static void vm_start_machine(DiffVM *vm, bool tier, const char *machine)
 {
-    vm->qts = qtest_initf("-machine pc,kernel-tier=%s -nodefaults "
+    vm->qts = qtest_initf("-machine %s,kernel-tier=%s -nodefaults "
                           "-rtc base=2020-01-01T00:00:00,clock=vm",
-                          tier ? "on" : "off");
+                          machine, tier ? "on" : "off");
     find_pics(vm);
     qtest_irq_intercept_out(vm->qts, vm->pic[0]);
+}
+
+static void vm_start(DiffVM *vm, bool tier)
+{
+    vm_start_machine(vm, tier, "pc");
 }
 
 static void vm_stop(DiffVM *vm)
@@ -128,10 +138,16 @@ static void diff_fail(Diff *d, const char *what, uint64_t on, uint64_t off)
         if (op->kind == OP_IRQ) {
             g_test_message("op %" PRIu64 ": irq chip %u line %u level %u", i,
                            op->chip, op->line, op->val);
+        } else if (op->kind == OP_CLOCK) {
+            g_test_message("op %" PRIu64 ": clock_step %u", i, op->val);
         } else {
-            g_test_message("op %" PRIu64 ": %s 0x%x 0x%02x", i,
-                           op->kind == OP_IN ? "in" : "out", op->port,
-                           op->val);
+            static const char *const kinds[] = {
+                [OP_IN] = "inb", [OP_OUT] = "outb", [OP_INL] = "inl",
+                [OP_OUTL] = "outl",
+            };
+
+            g_test_message("op %" PRIu64 ": %s 0x%x 0x%x", i,
+                           kinds[op->kind], op->port, op->val);
         }
     }
     g_error("seed 0x%" PRIx64 ", op %" PRIu64 ": %s differs: tier on 0x%"
@@ -162,6 +178,23 @@ static void diff_op(Diff *d, const DiffOp *op)
         qtest_set_irq_in(d->off.qts, d->off.pic[op->chip], NULL, op->line,
                          op->val);
         break;
+    case OP_INL: {
+        uint32_t a = qtest_inl(d->on.qts, op->port);
+        uint32_t b = qtest_inl(d->off.qts, op->port);
+
+        if (a != b) {
+            diff_fail(d, "read", a, b);
+        }
+        break;
+    }
+    case OP_OUTL:
+        qtest_outl(d->on.qts, op->port, op->val);
+        qtest_outl(d->off.qts, op->port, op->val);
+        break;
+    case OP_CLOCK:
+        qtest_clock_step(d->on.qts, op->val);
+        qtest_clock_step(d->off.qts, op->val);
+        break;
     }
     if (qtest_get_irq(d->on.qts, 0) != qtest_get_irq(d->off.qts, 0)) {
         diff_fail(d, "INT output", qtest_get_irq(d->on.qts, 0),
@@ -180,6 +213,27 @@ static void diff_in(Diff *d, uint16_t port)
 static void diff_out(Diff *d, uint16_t port, uint8_t val)
 {
     DiffOp op = { .kind = OP_OUT, .port = port, .val = val };
+
+    diff_op(d, &op);
+}
+
+static void diff_inl(Diff *d, uint16_t port)
+{
+    DiffOp op = { .kind = OP_INL, .port = port };
+
+    diff_op(d, &op);
+}
+
+static void diff_outl(Diff *d, uint16_t port, uint32_t val)
+{
+    DiffOp op = { .kind = OP_OUTL, .port = port, .val = val };
+
+    diff_op(d, &op);
+}
+
+static void diff_clock_step(Diff *d, uint32_t ns)
+{
+    DiffOp op = { .kind = OP_CLOCK, .val = ns };
 
     diff_op(d, &op);
 }
@@ -420,9 +474,97 @@ static void test_pic_diff(void)
     vm_stop(&d.off);
 }
 
+/* ---- ACPI PM timer ------------------------------------------------------ */
+
+/* PCI configuration write through 0xcf8/0xcfc, on both VMs. */
+static void diff_pci_cfg_write(Diff *d, int dev, int fn, int reg, uint32_t v)
+{
+    uint32_t addr = 0x80000000u | (dev << 11) | (fn << 8) | (reg & 0xfc);
+
+    diff_outl(d, 0xcf8, addr);
+    diff_outl(d, 0xcfc, v);
+}
+
+/*
+ * Program the PM I/O base as firmware does: PIIX4 PM (00:01.3) PMBASE at
+ * 0x40 and PMIOSE at 0x80; ICH9 LPC (00:1f.0) PMBASE at 0x40 and
+ * ACPI_CNTL enable (bit 7) at 0x44.  The timer is at base + 8.
+ */
+static uint16_t diff_pm_base(Diff *d, bool q35, uint16_t base)
+{
+    if (q35) {
+        diff_pci_cfg_write(d, 0x1f, 0, 0x40, base | 1);
+        diff_pci_cfg_write(d, 0x1f, 0, 0x44, 0x80);
+    } else {
+        diff_pci_cfg_write(d, 1, 3, 0x40, base | 1);
+        diff_pci_cfg_write(d, 1, 3, 0x80, 1);
+    }
+    return base + 8;
+}
+
+static void test_pm_timer_diff(const void *opaque)
+{
+    bool q35 = (uintptr_t)opaque;
+    const char *ops_env = g_getenv("QT_DIFF_OPS");
+    uint64_t ops = ops_env ? g_ascii_strtoull(ops_env, NULL, 0) : 1000000;
+    Diff d = { .seed = 0x3579545 + q35 };
+
+    /* The same timer model on both machines: q35 checks its placement. */
+    if (q35) {
+        ops /= 10;
+    }
+    GRand *rng = g_rand_new_with_seed(d.seed);
+    uint16_t tmr;
+    uint64_t i;
+    int64_t served = 0;
+
+    vm_start_machine(&d.on, true, q35 ? "q35" : "pc");
+    vm_start_machine(&d.off, false, q35 ? "q35" : "pc");
+    tmr = diff_pm_base(&d, q35, 0x600);
+    g_assert_cmpint(route_count(d.on.qts, "tier-pm-timer"), ==, 0);
+    for (i = 0; i < ops; i++) {
+        int r = g_rand_int_range(rng, 0, 1000);
+
+        if (r < 600) {
+            diff_inl(&d, tmr);
+        } else if (r < 700) {
+            /* 24-bit wrap-around and everything in between */
+            diff_clock_step(&d, g_rand_int_range(rng, 1, 1 << 20) *
+                            (int64_t)g_rand_int_range(rng, 1, 64));
+        } else if (r < 850) {
+            /* narrower, unaligned: QEMU's model on both */
+            diff_in(&d, tmr + g_rand_int_range(rng, 0, 4));
+        } else if (r < 950) {
+            diff_outl(&d, tmr, g_rand_int(rng));
+        } else if (r < 952) {
+            /*
+             * The firmware moves the PM block: the route follows (a new
+             * route object, whose count starts again).
+             */
+            served += route_count(d.on.qts, "tier-pm-timer");
+            tmr = diff_pm_base(&d, q35, 0x600 + 0x40 *
+                               g_rand_int_range(rng, 0, 4));
+        } else {
+            diff_inl(&d, 0x600 + 0x40 * g_rand_int_range(rng, 0, 4) + 8);
+        }
+    }
+    compare_state(&d);
+    served += route_count(d.on.qts, "tier-pm-timer");
+    g_test_message("%" PRIu64 " operations, %" PRId64 " accesses served "
+                   "inline", d.n, served);
+    g_assert_cmpint(served, >, (int64_t)(d.n / 4));
+    g_rand_free(rng);
+    vm_stop(&d.on);
+    vm_stop(&d.off);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     qtest_add_func("/tier-diff/pic", test_pic_diff);
+    qtest_add_data_func("/tier-diff/pm-timer/pc", (void *)0,
+                        test_pm_timer_diff);
+    qtest_add_data_func("/tier-diff/pm-timer/q35", (void *)1,
+                        test_pm_timer_diff);
     return g_test_run();
 }
