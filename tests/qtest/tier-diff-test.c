@@ -32,6 +32,7 @@
 typedef struct DiffVM {
     QTestState *qts;
     char *pic[2];               /* QOM paths: master, slave */
+    char *pit;
 } DiffVM;
 
 typedef struct DiffOp {
@@ -50,6 +51,29 @@ typedef struct Diff {
     DiffOp hist[HISTORY];
     uint64_t inline_before;     /* tier-pic* counts at the start */
 } Diff;
+
+/* The QOM path of the one device of @type in /machine/unattached. */
+static char *find_device(DiffVM *vm, const char *type)
+{
+    QDict *rsp = qtest_qmp(vm->qts, "{ 'execute': 'qom-list', 'arguments': "
+                           "{ 'path': '/machine/unattached' } }");
+    g_autofree char *want = g_strdup_printf("child<%s>", type);
+    char *path = NULL;
+    QListEntry *e;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
+        QDict *p = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (!strcmp(qdict_get_str(p, "type"), want)) {
+            g_assert_null(path);
+            path = g_strdup_printf("/machine/unattached/%s",
+                                   qdict_get_str(p, "name"));
+        }
+    }
+    qobject_unref(rsp);
+    g_assert_nonnull(path);
+    return path;
+}
 
 /* The QOM paths of the machine's i8259s, master first. */
 static void find_pics(DiffVM *vm)
@@ -80,6 +104,7 @@ static void vm_start_machine(DiffVM *vm, bool tier, const char *machine)
                           machine, tier ? "on" : "off");
     find_pics(vm);
     qtest_irq_intercept_out(vm->qts, vm->pic[0]);
+    vm->pit = find_device(vm, "isa-pit");
 }
 
 static void vm_start(DiffVM *vm, bool tier)
@@ -92,6 +117,7 @@ static void vm_stop(DiffVM *vm)
     qtest_quit(vm->qts);
     g_free(vm->pic[0]);
     g_free(vm->pic[1]);
+    g_free(vm->pit);
 }
 
 static int64_t route_count(QTestState *qts, const char *id)
@@ -474,6 +500,101 @@ static void test_pic_diff(void)
     vm_stop(&d.off);
 }
 
+/* ---- i8254 PIT ---------------------------------------------------------- */
+
+/*
+ * The PIT's IRQ0 is compared through the PIC (the PIT's own output goes
+ * to the GSI splitter): unmask IRQ0, and the master's INT output and IRR
+ * follow it; diff_op() compares INT after every operation.
+ */
+static void test_pit_diff(void)
+{
+    const char *ops_env = g_getenv("QT_DIFF_OPS");
+    uint64_t ops = ops_env ? g_ascii_strtoull(ops_env, NULL, 0) : 1000000;
+    Diff d = { .seed = 0x8254 };
+    GRand *rng = g_rand_new_with_seed(d.seed);
+    uint64_t i;
+    int64_t served;
+    int c;
+
+    vm_start(&d.on, true);
+    vm_start(&d.off, false);
+    /* PIC: ICW1..4, IRQ0 unmasked; the PIT's IRQ0 reaches its INT. */
+    diff_out(&d, 0x20, 0x11);
+    diff_out(&d, 0x21, 0x08);
+    diff_out(&d, 0x21, 0x04);
+    diff_out(&d, 0x21, 0x01);
+    diff_out(&d, 0x21, 0xfe);
+
+    /* Datasheet features first: every mode, LSB/MSB/word, latch. */
+    for (c = 0; c < 3; c++) {
+        int mode;
+
+        for (mode = 0; mode < 8; mode++) {
+            int rw;
+
+            for (rw = 1; rw <= 3; rw++) {
+                diff_out(&d, 0x43, (c << 6) | (rw << 4) | (mode << 1));
+                if (rw != 2) {
+                    diff_out(&d, 0x40 + c, 0x34);
+                }
+                if (rw != 1) {
+                    diff_out(&d, 0x40 + c, 0x12);
+                }
+                diff_clock_step(&d, 123457);
+                diff_in(&d, 0x40 + c);
+                diff_in(&d, 0x40 + c);
+                diff_out(&d, 0x43, c << 6);             /* latch */
+                diff_clock_step(&d, 1000);
+                diff_in(&d, 0x40 + c);
+                diff_in(&d, 0x40 + c);
+                diff_out(&d, 0x43, 0xc0 | (2 << c));    /* read-back */
+                diff_in(&d, 0x40 + c);
+                diff_in(&d, 0x40 + c);
+                diff_in(&d, 0x40 + c);
+                diff_in(&d, 0x43);
+            }
+        }
+    }
+    for (i = 0; i < ops; i++) {
+        int r = g_rand_int_range(rng, 0, 1000);
+
+        c = g_rand_int_range(rng, 0, 3);
+        if (r < 400) {
+            diff_in(&d, 0x40 + c);
+        } else if (r < 500) {
+            /* counter latch or read-back of random channels/fields */
+            diff_out(&d, 0x43, g_rand_boolean(rng) ? c << 6 :
+                     0xc0 | (g_rand_int(rng) & 0x3e));
+        } else if (r < 560) {
+            /* mode and access programming, modes 6 and 7 included */
+            diff_out(&d, 0x43, (c << 6) | (g_rand_int_range(rng, 1, 4) << 4) |
+                     (g_rand_int(rng) & 0x0f));
+        } else if (r < 760) {
+            /* count bytes, 0 meaning 0x10000; small counts too */
+            diff_out(&d, 0x40 + c, g_rand_boolean(rng) ? g_rand_int(rng) :
+                     g_rand_int_range(rng, 0, 4));
+        } else if (r < 900) {
+            diff_clock_step(&d, g_rand_int_range(rng, 1, 200000));
+        } else if (r < 960) {
+            /* port 0x61: channel 2's gate, through QEMU's pcspk */
+            diff_out(&d, 0x61, g_rand_int(rng) & 3);
+        } else if (r < 980) {
+            diff_in(&d, 0x61);
+        } else {
+            diff_in(&d, 0x43);
+        }
+    }
+    compare_state(&d);
+    served = route_count(d.on.qts, "tier-pit");
+    g_test_message("%" PRIu64 " operations, %" PRId64 " accesses served "
+                   "inline", d.n, served);
+    g_assert_cmpint(served, >, (int64_t)(d.n / 4));
+    g_rand_free(rng);
+    vm_stop(&d.on);
+    vm_stop(&d.off);
+}
+
 /* ---- ACPI PM timer ------------------------------------------------------ */
 
 /* PCI configuration write through 0xcf8/0xcfc, on both VMs. */
@@ -562,6 +683,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     qtest_add_func("/tier-diff/pic", test_pic_diff);
+    qtest_add_func("/tier-diff/pit", test_pit_diff);
     qtest_add_data_func("/tier-diff/pm-timer/pc", (void *)0,
                         test_pm_timer_diff);
     qtest_add_data_func("/tier-diff/pm-timer/q35", (void *)1,
