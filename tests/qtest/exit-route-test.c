@@ -209,9 +209,12 @@ static void test_query_routes(void)
 
     /*
      * Ours, and the kernel tier's routes: port 0x80 (below ours), the
-     * two PICs and their ELCRs.
+     * two PICs and their ELCRs, the PIT, port 0x61 (the PM timer's
+     * appears when firmware maps it).
      */
-    g_assert_cmpint(qlist_size(l), ==, 6);
+    g_assert_cmpint(qlist_size(l), ==, 8);
+    g_assert_nonnull(find_route(l, "tier-pit"));
+    g_assert_nonnull(find_route(l, "tier-port61"));
     g_assert_nonnull(find_route(l, "tier-pic1"));
     g_assert_nonnull(find_route(l, "tier-pic2"));
     g_assert_nonnull(find_route(l, "tier-elcr1"));
