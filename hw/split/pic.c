@@ -29,7 +29,6 @@
 #include "qemu/lockable.h"
 #include "qemu/main-loop.h"
 #include "qemu/module.h"
-#include "system/system.h"
 #include "hw/isa/i8259_internal.h"
 #include "hw/split/split-tier.h"
 #include "trace.h"
@@ -74,17 +73,13 @@ static const ExitInlineOps pic_inline_ops = {
     .access = pic_inline_access,
 };
 
-/* Register each QEMU i8259 of the machine (not kvm-i8259) with the tier. */
-static int pic_tier_attach_one(Object *obj, void *opaque)
+/* Register a QEMU i8259 (not kvm-i8259) with the tier. */
+static void pic_tier_attach(Object *obj)
 {
-    PICCommonState *s;
+    PICCommonState *s = PIC_COMMON(obj);
     SplitTierPorts *ports;
     const char *n;
 
-    if (!object_dynamic_cast(obj, "isa-i8259")) {
-        return 0;
-    }
-    s = PIC_COMMON(obj);
     n = s->master ? "1" : "2";
     ports = g_new0(SplitTierPorts, 3);
     ports[0] = (SplitTierPorts) {
@@ -100,22 +95,11 @@ static int pic_tier_attach_one(Object *obj, void *opaque)
     }
     split_tier_register(s->master ? "pic-master" : "pic-slave",
                         &pic_inline_ops, s, ports);
-    return 0;
 }
-
-static void pic_tier_machine_init_done(Notifier *n, void *data)
-{
-    object_child_foreach_recursive(object_get_root(), pic_tier_attach_one,
-                                   NULL);
-}
-
-static Notifier pic_tier_init_done = {
-    .notify = pic_tier_machine_init_done,
-};
 
 static void pic_tier_init(void)
 {
-    qemu_add_machine_init_done_notifier(&pic_tier_init_done);
+    split_tier_register_type("isa-i8259", pic_tier_attach);
 }
 
 type_init(pic_tier_init);

@@ -25,7 +25,6 @@
 #include "qemu/osdep.h"
 #include "qemu/lockable.h"
 #include "qemu/module.h"
-#include "system/system.h"
 #include "hw/timer/i8254_internal.h"
 #include "hw/split/split-tier.h"
 #include "trace.h"
@@ -57,38 +56,23 @@ static const ExitInlineOps pit_inline_ops = {
     .access = pit_inline_access,
 };
 
-/* Register each QEMU i8254 of the machine (not kvm-i8254). */
-static int pit_tier_attach_one(Object *obj, void *opaque)
+/* Register a QEMU i8254 (not kvm-i8254) with the tier. */
+static void pit_tier_attach(Object *obj)
 {
-    PITCommonState *pit;
+    PITCommonState *pit = PIT_COMMON(obj);
     SplitTierPorts *ports;
 
-    if (!object_dynamic_cast(obj, "isa-pit")) {
-        return 0;
-    }
-    pit = PIT_COMMON(obj);
     ports = g_new0(SplitTierPorts, 2);
     ports[0] = (SplitTierPorts) {
         .route = "tier-pit", .start = pit->iobase, .size = 4,
         .access_size = 1, .region = "pit",
     };
     split_tier_register("pit", &pit_inline_ops, pit, ports);
-    return 0;
 }
-
-static void pit_tier_machine_init_done(Notifier *n, void *data)
-{
-    object_child_foreach_recursive(object_get_root(), pit_tier_attach_one,
-                                   NULL);
-}
-
-static Notifier pit_tier_init_done = {
-    .notify = pit_tier_machine_init_done,
-};
 
 static void pit_tier_init(void)
 {
-    qemu_add_machine_init_done_notifier(&pit_tier_init_done);
+    split_tier_register_type(TYPE_I8254, pit_tier_attach);
 }
 
 type_init(pit_tier_init);

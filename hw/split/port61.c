@@ -18,7 +18,6 @@
 #include "qemu/osdep.h"
 #include "qemu/module.h"
 #include "qom/object.h"
-#include "system/system.h"
 #include "hw/audio/pcspk.h"
 #include "hw/split/split-tier.h"
 
@@ -47,27 +46,14 @@ static const SplitTierPorts port61_ports[] = {
     { }
 };
 
-static int port61_tier_attach_one(Object *obj, void *opaque)
+static void port61_tier_attach(Object *obj)
 {
-    if (object_dynamic_cast(obj, TYPE_PC_SPEAKER)) {
-        split_tier_register("port61", &port61_inline_ops, obj, port61_ports);
-    }
-    return 0;
+    split_tier_register("port61", &port61_inline_ops, obj, port61_ports);
 }
-
-static void port61_tier_machine_init_done(Notifier *n, void *data)
-{
-    object_child_foreach_recursive(object_get_root(), port61_tier_attach_one,
-                                   NULL);
-}
-
-static Notifier port61_tier_init_done = {
-    .notify = port61_tier_machine_init_done,
-};
 
 static void port61_tier_init(void)
 {
-    qemu_add_machine_init_done_notifier(&port61_tier_init_done);
+    split_tier_register_type(TYPE_PC_SPEAKER, port61_tier_attach);
 }
 
 type_init(port61_tier_init);

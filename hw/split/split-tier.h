@@ -49,4 +49,11 @@ void split_tier_register(const char *name, const ExitInlineOps *ops,
 /* Remove the handler and its routes (device unrealize).  BQL held. */
 void split_tier_unregister(const char *name);
 
+/*
+ * At machine-init-done, call @attach for every object of QOM type @type
+ * in the machine (the device then calls split_tier_register() with its
+ * state as opaque).  For type_init() time.
+ */
+void split_tier_register_type(const char *type, void (*attach)(Object *));
+
 #endif

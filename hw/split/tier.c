@@ -28,8 +28,14 @@ typedef struct SplitTierDevice {
     const SplitTierPorts *ports;
 } SplitTierDevice;
 
+typedef struct SplitTierType {
+    const char *type;
+    void (*attach)(Object *obj);
+} SplitTierType;
+
 static struct {
     GPtrArray *devices;         /* SplitTierDevice *; BQL */
+    GArray *types;              /* SplitTierType; type_init, then BQL */
     bool machine_ready;         /* machine-init-done has run */
     Notifier init_done;
     Notifier kernel_tier;
@@ -226,10 +232,38 @@ void split_tier_unregister(const char *name)
     }
 }
 
+void split_tier_register_type(const char *type, void (*attach)(Object *))
+{
+    SplitTierType t = { .type = type, .attach = attach };
+
+    if (!split_tier.types) {
+        split_tier.types = g_array_new(false, false, sizeof(SplitTierType));
+    }
+    g_array_append_val(split_tier.types, t);
+}
+
+static int split_tier_find_devices(Object *obj, void *opaque)
+{
+    guint i;
+
+    for (i = 0; i < split_tier.types->len; i++) {
+        SplitTierType *t = &g_array_index(split_tier.types, SplitTierType, i);
+
+        if (object_dynamic_cast(obj, t->type)) {
+            t->attach(obj);
+        }
+    }
+    return 0;
+}
+
 static void split_tier_machine_init_done(Notifier *n, void *data)
 {
     guint i;
 
+    if (split_tier.types) {
+        object_child_foreach_recursive(object_get_root(),
+                                       split_tier_find_devices, NULL);
+    }
     split_tier.machine_ready = true;
     for (i = 0; split_tier.devices && i < split_tier.devices->len; i++) {
         split_tier_attach(g_ptr_array_index(split_tier.devices, i));

@@ -12,6 +12,7 @@
 
 #include "qemu/osdep.h"
 #include "libqtest.h"
+#include "tiers-qtest.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include "qobject/qjson.h"
@@ -50,24 +51,6 @@ static char *qmp_error(QTestState *qts, const char *fmt, ...)
         g_assert_cmpstr(err_, ==, NULL);            \
     } while (0)
 
-/* Count of route @id in query-exit-stats, or -1 if it is not listed. */
-static int64_t route_count(QTestState *qts, const char *id)
-{
-    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-exit-stats' }");
-    QListEntry *e;
-    int64_t n = -1;
-
-    QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
-        QDict *s = qobject_to(QDict, qlist_entry_obj(e));
-
-        if (!strcmp(qdict_get_str(s, "id"), id)) {
-            n = qdict_get_int(s, "count");
-        }
-    }
-    qobject_unref(rsp);
-    return n;
-}
-
 /* The route @id in a query-exit-routes list, or NULL. */
 static QDict *find_route(QList *l, const char *id)
 {
@@ -100,24 +83,6 @@ static bool kernel_tier_on(QTestState *qts)
 
     qobject_unref(rsp);
     return on;
-}
-
-/* Declines of route @id in query-exit-stats, or -1. */
-static int64_t route_declines(QTestState *qts, const char *id)
-{
-    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-exit-stats' }");
-    QListEntry *e;
-    int64_t n = -1;
-
-    QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
-        QDict *s = qobject_to(QDict, qlist_entry_obj(e));
-
-        if (!strcmp(qdict_get_str(s, "id"), id)) {
-            n = qdict_get_int(s, "declines");
-        }
-    }
-    qobject_unref(rsp);
-    return n;
 }
 
 static bool vm_running(QTestState *qts)
@@ -392,7 +357,7 @@ static void test_mmio_routes(void)
     g_assert_cmphex(qtest_readb(qts, HPET_BASE), ==, 0xff);
     g_assert_cmphex(qtest_readl(qts, HPET_BASE), ==, cap);
     g_assert_cmpint(route_count(qts, "inl"), ==, 1);
-    g_assert_cmpint(route_declines(qts, "inl"), ==, 1);
+    g_assert_cmpint(tiers_route_stat(qts, "inl", "declines"), ==, 1);
 
     /* device and log: counted, values unchanged */
     qmp_ok(qts, "{ 'execute': 'exit-route-del', "

@@ -26,6 +26,7 @@
 
 #include "qemu/osdep.h"
 #include "libqtest.h"
+#include "tiers-qtest.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 
@@ -120,23 +121,6 @@ static void vm_stop(DiffVM *vm)
     g_free(vm->pit);
 }
 
-static int64_t route_count(QTestState *qts, const char *id)
-{
-    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-exit-stats' }");
-    QListEntry *e;
-    int64_t n = -1;
-
-    QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
-        QDict *s = qobject_to(QDict, qlist_entry_obj(e));
-
-        if (!strcmp(qdict_get_str(s, "id"), id)) {
-            n = qdict_get_int(s, "count");
-        }
-    }
-    qobject_unref(rsp);
-    return n;
-}
-
 static uint64_t tier_pic_count(QTestState *qts)
 {
     static const char *const ids[] = {
@@ -229,40 +213,15 @@ static void diff_op(Diff *d, const DiffOp *op)
     d->n++;
 }
 
-static void diff_in(Diff *d, uint16_t port)
-{
-    DiffOp op = { .kind = OP_IN, .port = port };
-
-    diff_op(d, &op);
-}
-
-static void diff_out(Diff *d, uint16_t port, uint8_t val)
-{
-    DiffOp op = { .kind = OP_OUT, .port = port, .val = val };
-
-    diff_op(d, &op);
-}
-
-static void diff_inl(Diff *d, uint16_t port)
-{
-    DiffOp op = { .kind = OP_INL, .port = port };
-
-    diff_op(d, &op);
-}
-
-static void diff_outl(Diff *d, uint16_t port, uint32_t val)
-{
-    DiffOp op = { .kind = OP_OUTL, .port = port, .val = val };
-
-    diff_op(d, &op);
-}
-
-static void diff_clock_step(Diff *d, uint32_t ns)
-{
-    DiffOp op = { .kind = OP_CLOCK, .val = ns };
-
-    diff_op(d, &op);
-}
+/* The operations, as the sequences below write them. */
+#define diff_do(d, ...) diff_op((d), &(DiffOp) { __VA_ARGS__ })
+#define diff_in(d, p) diff_do(d, .kind = OP_IN, .port = (p))
+#define diff_out(d, p, v) diff_do(d, .kind = OP_OUT, .port = (p), \
+                                  .val = (uint8_t)(v))
+#define diff_inl(d, p) diff_do(d, .kind = OP_INL, .port = (p))
+#define diff_outl(d, p, v) diff_do(d, .kind = OP_OUTL, .port = (p), \
+                                   .val = (v))
+#define diff_clock_step(d, ns) diff_do(d, .kind = OP_CLOCK, .val = (ns))
 
 static void diff_irq(Diff *d, int chip, int line, int level)
 {
