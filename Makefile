@@ -17,7 +17,7 @@ export ACCEL SMP MACHINE
 S := scripts
 TIERS := build/tiers
 
-.PHONY: all run check check-diff-long bench build build-fork build-vanilla setup fetch tiers clean distclean
+.PHONY: all run check check-diff-long check-sanitize bench build build-fork build-vanilla setup fetch tiers clean distclean
 
 all: build
 
@@ -50,6 +50,13 @@ check: build
 # (make check runs 10^6).
 check-diff-long: build
 	@QT_DIFF_OPS=10000000 QT_BUILD_DIR=$(CURDIR)/build tests/run-qtest.sh fork tier-diff-test
+
+# The fork under sanitizers (its own build directory):
+#   make check-sanitize SANITIZE=asan   (AddressSanitizer + UBSan)
+#   make check-sanitize SANITIZE=tsan   (ThreadSanitizer)
+SANITIZE ?= asan
+check-sanitize: fetch tiers
+	@$(S)/check-sanitize.sh $(SANITIZE)
 
 bench: build
 	@python3 bench/run.py --guest $(TIERS)/bench/bench-guest.elf \

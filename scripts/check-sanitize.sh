@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Build the fork with sanitizers and run the kernel tier's tests on it:
+#   check-sanitize.sh asan    AddressSanitizer + UndefinedBehaviorSanitizer
+#   check-sanitize.sh tsan    ThreadSanitizer
+# (make check-sanitize SANITIZE=asan|tsan).  The build goes to
+# build/qemu-fork-asan or -tsan, beside the normal one.  Runs the qtests
+# (the differential test with QT_DIFF_OPS, default 20000 here), then a
+# stress run: the bench guest with 2 vCPUs hammering the PIT, the PIC and
+# the PM timer under TCG (MTTCG) while the PIT's IRQ0 fires.  Fails on any
+# sanitizer report.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+kind=${1:?usage: check-sanitize.sh asan|tsan}
+case $kind in
+asan) extra="--enable-asan --enable-ubsan --disable-werror" ;;
+tsan) extra="--enable-tsan --disable-werror" ;;
+*) die "check-sanitize.sh: unknown sanitizer '$kind' (asan or tsan)" ;;
+esac
+export QT_BUILD_SUFFIX=-$kind QT_CONFIGURE_EXTRA=$extra
+"$TOP/scripts/build-qemu.sh" fork || exit 1
+out=$BUILD/qemu-fork-$kind
+(cd "$out" && ninja tests/tiers/qtest/legacy-ports-test \
+    tests/tiers/qtest/exit-route-test tests/tiers/qtest/tier-diff-test) \
+    > "$out/tests-build.log" 2>&1 || die "building the qtests failed; see $out/tests-build.log"
+
+logs=$out/sanitize-logs
+rm -rf "$logs"; mkdir -p "$logs"
+export QTEST_QEMU_BINARY=$out/qemu-system-x86_64
+export QT_DIFF_OPS=${QT_DIFF_OPS:-20000}
+# UBSan: report and stop; TSan: report to stderr (QEMU's RCU and
+# coroutine tricks need no suppressions for what these tests run).
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export ASAN_OPTIONS=detect_leaks=0
+fail=0
+for t in legacy-ports-test exit-route-test tier-diff-test; do
+    if "$out/tests/tiers/qtest/$t" --tap -k > "$logs/$t.log" 2>&1; then
+        say "$kind: $t ok"
+    else
+        echo "FAIL: $kind: $t (see $logs/$t.log)"; fail=1
+    fi
+done
+
+guest=$BUILD/tiers/bench/bench-guest.elf
+[ -f "$guest" ] || die "no bench guest at $guest (run 'make tiers')"
+timeout 900 "$out/qemu-system-x86_64" -machine pc -accel tcg -smp 2 -m 64 \
+    -nodefaults -display none -serial stdio -no-reboot -kernel "$guest" \
+    -device isa-debug-exit,iobase=0xf4,iosize=4 \
+    -append "n=20000 rounds=3 smp=2 only=pit_latch_read,pic_imr,elcr,pm_timer,port61,port80_write" \
+    < /dev/null > "$logs/stress.log" 2>&1
+grep -q '^BENCH-DONE' "$logs/stress.log" ||
+    { echo "FAIL: $kind: stress guest did not finish (see $logs/stress.log)"; fail=1; }
+
+if grep -lE "ERROR: AddressSanitizer|runtime error:|WARNING: ThreadSanitizer|ERROR: LeakSanitizer" "$logs"/*.log; then
+    echo "FAIL: $kind: sanitizer reports in the logs above"; fail=1
+fi
+[ $fail = 0 ] && say "$kind: no sanitizer reports; logs in ${logs#"$TOP"/}"
+exit $fail
