@@ -355,70 +355,19 @@ static void diff_random_op(Diff *d, GRand *rng)
 }
 
 /* Save both machines' state; the streams must be byte-identical. */
-static char *save_state(QTestState *qts, const char *dir, const char *name)
-{
-    char *path = g_strdup_printf("%s/%s", dir, name);
-    g_autofree char *uri = g_strdup_printf("file:%s", path);
-    QDict *rsp;
-
-    qtest_qmp_assert_success(qts, "{ 'execute': 'stop' }");
-    rsp = qtest_qmp(qts, "{ 'execute': 'migrate', 'arguments': "
-                    "{ 'uri': %s } }", uri);
-    g_assert(!qdict_haskey(rsp, "error"));
-    qobject_unref(rsp);
-    for (;;) {
-        QDict *q = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
-        const char *st = qdict_get_try_str(qdict_get_qdict(q, "return"),
-                                           "status");
-        bool done = st && (!strcmp(st, "completed") || !strcmp(st, "failed"));
-
-        g_assert(!st || strcmp(st, "failed"));
-        qobject_unref(q);
-        if (done) {
-            break;
-        }
-        g_usleep(10000);
-    }
-    return path;
-}
-
-/*
- * The "timer" section (cpu_ticks_offset, a dummy, cpu_clock_offset) holds
- * offsets from the host's clocks, which differ between any two QEMUs:
- * blank those 24 bytes (after the name, instance id and version).
- * Everything else, RAM and every device, must match byte for byte.
- */
-static void mask_host_time(char *buf, gsize len)
-{
-    static const char name[] = "\x05timer";
-    char *p = memmem(buf, len, name, sizeof(name) - 1);
-
-    g_assert_nonnull(p);
-    p += sizeof(name) - 1 + 4 + 4;
-    g_assert_cmpuint(p + 24 - buf, <=, len);
-    memset(p, 0, 24);
-}
-
 static void compare_state(Diff *d)
 {
     g_autofree char *dir = g_dir_make_tmp("tier-diff-XXXXXX", NULL);
-    g_autofree char *pa = save_state(d->on.qts, dir, "on");
-    g_autofree char *pb = save_state(d->off.qts, dir, "off");
-    g_autofree char *a = NULL, *b = NULL;
-    gsize la, lb, i;
+    g_autofree char *pa = g_strdup_printf("%s/on", dir);
+    g_autofree char *pb = g_strdup_printf("%s/off", dir);
+    gssize at;
 
-    g_assert_true(g_file_get_contents(pa, &a, &la, NULL));
-    g_assert_true(g_file_get_contents(pb, &b, &lb, NULL));
-    g_assert_cmpuint(la, >, 0);
-    mask_host_time(a, la);
-    mask_host_time(b, lb);
-    for (i = 0; i < MIN(la, lb) && a[i] == b[i]; i++) {
-        /* find the first difference */
-    }
-    if (i != la || la != lb) {
+    tiers_save_state(d->on.qts, pa);
+    tiers_save_state(d->off.qts, pb);
+    at = tiers_state_diff(pa, pb);
+    if (at >= 0) {
         g_error("seed 0x%" PRIx64 ": migration streams differ at byte %"
-                G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT "/%" G_GSIZE_FORMAT,
-                d->seed, i, la, lb);
+                G_GSSIZE_FORMAT, d->seed, at);
     }
     unlink(pa);
     unlink(pb);
