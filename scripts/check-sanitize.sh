@@ -31,6 +31,9 @@ export QT_DIFF_OPS=${QT_DIFF_OPS:-20000}
 # coroutine tricks need no suppressions for what these tests run).
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export ASAN_OPTIONS=detect_leaks=0
+# The qtest programs fork QEMU after starting threads; QEMU's own TSan
+# suppressions (tests/tsan/) cover what upstream knows to be benign.
+export TSAN_OPTIONS="die_after_fork=0 suppressions=$TOP/qemu/tests/tsan/suppressions.tsan"
 fail=0
 for t in legacy-ports-test exit-route-test tier-diff-test; do
     if "$out/tests/tiers/qtest/$t" --tap -k > "$logs/$t.log" 2>&1; then
@@ -50,8 +53,28 @@ timeout 900 "$out/qemu-system-x86_64" -machine pc -accel tcg -smp 2 -m 64 \
 grep -q '^BENCH-DONE' "$logs/stress.log" ||
     { echo "FAIL: $kind: stress guest did not finish (see $logs/stress.log)"; fail=1; }
 
-if grep -lE "ERROR: AddressSanitizer|runtime error:|WARNING: ThreadSanitizer|ERROR: LeakSanitizer" "$logs"/*.log; then
+if grep -lE "ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer" "$logs"/*.log; then
     echo "FAIL: $kind: sanitizer reports in the logs above"; fail=1
 fi
+# QEMU 10.0 itself is not clean under TSan (e.g. interrupt_request is
+# written non-atomically under the BQL and read atomically by vCPUs; the
+# dirty bitmap; glib is not instrumented): a race counts against us when
+# either racing access is in the router, the tier, or the device code
+# our patches lock (the access's top frame).
+python3 - "$logs" <<'PY' || fail=1
+import glob, re, sys
+ours = re.compile(r"accel/route/|hw/split/|hw/intc/i8259\.c|hw/timer/i8254|hw/audio/pcspk\.c|hw/acpi/core\.c")
+bad = upstream = 0
+for log in glob.glob(sys.argv[1] + "/*.log"):
+    for rep in open(log, errors="replace").read().split("WARNING: ThreadSanitizer")[1:]:
+        tops = re.findall(r"\n    #0 \S+ (\S+)", rep.split("SUMMARY")[0])
+        if any(ours.search(t) for t in tops):
+            bad += 1
+            print("FAIL: TSan report in qemu-tiers code (%s):%s" % (log, rep[:1500]))
+        else:
+            upstream += 1
+print("TSan: %d report(s) in qemu-tiers code, %d in upstream QEMU only" % (bad, upstream))
+sys.exit(1 if bad else 0)
+PY
 [ $fail = 0 ] && say "$kind: no sanitizer reports; logs in ${logs#"$TOP"/}"
 exit $fail
