@@ -189,6 +189,48 @@ static void test_i8042_status(void)
 }
 
 /*
+ * i8042 interrupts: a byte for the keyboard raises IRQ1 (mode bit 0), a
+ * byte for the AUX port raises IRQ12 (mode bit 1) with MOUSE_OBF in the
+ * status; reading the data port lowers the line.
+ */
+static void test_i8042_irq(void)
+{
+    QTestState *qts = start_pc();
+
+    qtest_irq_intercept_in(qts, "ioapic");
+    qtest_outb(qts, KBD_STATUS, 0xd2);      /* write keyboard output buffer */
+    qtest_outb(qts, KBD_DATA, 0x5a);
+    g_assert_cmphex(qtest_inb(qts, KBD_STATUS), ==, 0x19);
+    g_assert_true(qtest_get_irq(qts, 1));
+    g_assert_false(qtest_get_irq(qts, 12));
+    g_assert_cmphex(qtest_inb(qts, KBD_DATA), ==, 0x5a);
+    g_assert_false(qtest_get_irq(qts, 1));
+
+    qtest_outb(qts, KBD_STATUS, 0xd3);      /* write AUX output buffer */
+    qtest_outb(qts, KBD_DATA, 0xa5);
+    g_assert_cmphex(qtest_inb(qts, KBD_STATUS), ==, 0x39);
+    g_assert_true(qtest_get_irq(qts, 12));
+    g_assert_cmphex(qtest_inb(qts, KBD_DATA), ==, 0xa5);
+    g_assert_false(qtest_get_irq(qts, 12));
+
+    /* Mode byte without KBD_INT: the byte waits, IRQ1 stays low. */
+    qtest_outb(qts, KBD_STATUS, 0x60);
+    qtest_outb(qts, KBD_DATA, 0x00);
+    qtest_outb(qts, KBD_STATUS, 0xd2);
+    qtest_outb(qts, KBD_DATA, 0x11);
+    g_assert_cmphex(qtest_inb(qts, KBD_STATUS) & 0x01, ==, 0x01);
+    g_assert_false(qtest_get_irq(qts, 1));
+    g_assert_cmphex(qtest_inb(qts, KBD_DATA), ==, 0x11);
+
+    /* Self-test: 0x55, and the system flag stays set afterwards. */
+    qtest_outb(qts, KBD_STATUS, 0xaa);
+    g_assert_cmphex(qtest_inb(qts, KBD_STATUS), ==, 0x1d);
+    g_assert_cmphex(qtest_inb(qts, KBD_DATA), ==, 0x55);
+    g_assert_cmphex(qtest_inb(qts, KBD_STATUS), ==, 0x1c);
+    qtest_quit(qts);
+}
+
+/*
  * Port 0x61: bit 0 is PIT channel 2's gate, bit 1 speaker data, bit 4 the
  * refresh toggle (flips on every read), bit 5 channel 2's OUT.
  */
@@ -247,6 +289,7 @@ int main(int argc, char **argv)
     qtest_add_func("/legacy-ports/pic/imr", test_pic_imr);
     qtest_add_func("/legacy-ports/pic/elcr-mask", test_elcr_mask);
     qtest_add_func("/legacy-ports/i8042/status", test_i8042_status);
+    qtest_add_func("/legacy-ports/i8042/irq", test_i8042_irq);
     qtest_add_func("/legacy-ports/port61", test_port61);
     qtest_add_func("/legacy-ports/query-version", test_query_version);
 

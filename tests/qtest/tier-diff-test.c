@@ -16,7 +16,9 @@
  * 1000000; `make check-diff-long` runs 10^7); QT_DIFF_SEED the PIC's
  * seed.
  *
- * Devices: the PIC pair with its ELCRs, and the ACPI PM timer on pc and
+ * Devices: the PIC pair with its ELCRs, the PIT with port 0x61, the
+ * i8042 (status, data, controller and PS/2 commands, key events; IRQ1 and
+ * IRQ12 compared at the I/O APIC), and the ACPI PM timer on pc and
  * q35 (clock steps, 24-bit wrap, narrow and unaligned reads, writes, and
  * the firmware moving the PM block, which the tier's route follows).
  *
@@ -37,9 +39,10 @@ typedef struct DiffVM {
 } DiffVM;
 
 typedef struct DiffOp {
-    enum { OP_IN, OP_OUT, OP_IRQ, OP_INL, OP_OUTL, OP_CLOCK } kind;
+    enum { OP_IN, OP_OUT, OP_IRQ, OP_INL, OP_OUTL, OP_CLOCK, OP_KEY } kind;
     uint16_t port;
     uint32_t val;               /* OUT: value; IRQ: level; CLOCK: ns */
+                                /* KEY: qcode number << 1 | down */
     uint8_t chip, line;         /* IRQ: which PIC, which input */
 } DiffOp;
 
@@ -51,6 +54,7 @@ typedef struct Diff {
     uint64_t n;                 /* operations done */
     DiffOp hist[HISTORY];
     uint64_t inline_before;     /* tier-pic* counts at the start */
+    uint32_t irq_lines;         /* intercepted lines compared (0: line 0) */
 } Diff;
 
 /* The QOM path of the one device of @type in /machine/unattached. */
@@ -150,6 +154,9 @@ static void diff_fail(Diff *d, const char *what, uint64_t on, uint64_t off)
                            op->chip, op->line, op->val);
         } else if (op->kind == OP_CLOCK) {
             g_test_message("op %" PRIu64 ": clock_step %u", i, op->val);
+        } else if (op->kind == OP_KEY) {
+            g_test_message("op %" PRIu64 ": key %u %s", i, op->val >> 1,
+                           op->val & 1 ? "down" : "up");
         } else {
             static const char *const kinds[] = {
                 [OP_IN] = "inb", [OP_OUT] = "outb", [OP_INL] = "inl",
@@ -164,9 +171,20 @@ static void diff_fail(Diff *d, const char *what, uint64_t on, uint64_t off)
             PRIx64 ", tier off 0x%" PRIx64, d->seed, d->n, what, on, off);
 }
 
+/* A key press or release from the keyboard, as a UI would send it. */
+static void diff_key_event(QTestState *qts, unsigned key, bool down)
+{
+    qtest_qmp_assert_success(qts, "{ 'execute': 'input-send-event', "
+                             "'arguments': { 'events': [ { 'type': 'key', "
+                             "'data': { 'down': %i, 'key': { 'type': "
+                             "'number', 'data': %u } } } ] } }", down, key);
+}
+
 /* Run one operation on both VMs and compare what the guest can see. */
 static void diff_op(Diff *d, const DiffOp *op)
 {
+    int line;
+
     d->hist[d->n % HISTORY] = *op;
     switch (op->kind) {
     case OP_IN: {
@@ -205,10 +223,19 @@ static void diff_op(Diff *d, const DiffOp *op)
         qtest_clock_step(d->on.qts, op->val);
         qtest_clock_step(d->off.qts, op->val);
         break;
+    case OP_KEY:
+        diff_key_event(d->on.qts, op->val >> 1, op->val & 1);
+        diff_key_event(d->off.qts, op->val >> 1, op->val & 1);
+        break;
     }
-    if (qtest_get_irq(d->on.qts, 0) != qtest_get_irq(d->off.qts, 0)) {
-        diff_fail(d, "INT output", qtest_get_irq(d->on.qts, 0),
-                  qtest_get_irq(d->off.qts, 0));
+    for (line = 0; line < 32; line++) {
+        if (((d->irq_lines ?: 1) & (1u << line)) &&
+            qtest_get_irq(d->on.qts, line) !=
+            qtest_get_irq(d->off.qts, line)) {
+            diff_fail(d, line ? "IRQ line" : "INT output / IRQ0",
+                      qtest_get_irq(d->on.qts, line),
+                      qtest_get_irq(d->off.qts, line));
+        }
     }
     d->n++;
 }
@@ -506,6 +533,104 @@ static void test_pit_diff(void)
     vm_stop(&d.off);
 }
 
+/* ---- i8042 keyboard controller ----------------------------------------- */
+
+/*
+ * Controller commands that neither reset the machine (0xd1 with bit 0
+ * clear, 0xfe and the other pulses of bit 0) nor do nothing at all, plus
+ * one unsupported command (logged by the model).
+ */
+static const uint8_t i8042_commands[] = {
+    0x20, 0x60, 0xa7, 0xa8, 0xa9, 0xaa, 0xab, 0xad, 0xae, 0xc0, 0xd0,
+    0xd2, 0xd3, 0xd4, 0xdd, 0xdf, 0xff, 0x42,
+};
+
+/* Bytes for the keyboard or the mouse (after 0xd4), and anything else. */
+static const uint8_t ps2_commands[] = {
+    0xff, 0xf6, 0xf5, 0xf4, 0xf3, 0xf2, 0xf0, 0xee, 0xed, 0xe8, 0xe9,
+    0xea, 0xe6, 0xe7, 0x00, 0x01, 0x02, 0x64,
+};
+
+/*
+ * IRQ1 and IRQ12 are compared at the I/O APIC's inputs (GSI 1 and 12),
+ * where the i8042's outputs arrive unmodified by the PICs.
+ */
+static void vm_start_i8042(DiffVM *vm, bool tier)
+{
+    vm->qts = qtest_initf("-machine pc,kernel-tier=%s -nodefaults "
+                          "-rtc base=2020-01-01T00:00:00,clock=vm",
+                          tier ? "on" : "off");
+    qtest_irq_intercept_in(vm->qts, "ioapic");
+}
+
+static void test_i8042_diff(void)
+{
+    const char *ops_env = g_getenv("QT_DIFF_OPS");
+    uint64_t ops = ops_env ? g_ascii_strtoull(ops_env, NULL, 0) : 1000000;
+    Diff d = { .seed = 0x8042, .irq_lines = (1u << 1) | (1u << 12) };
+    GRand *rng = g_rand_new_with_seed(d.seed);
+    uint64_t i;
+    int64_t served;
+    unsigned c;
+
+    vm_start_i8042(&d.on, true);
+    vm_start_i8042(&d.off, false);
+
+    /* Each controller command, its answer and the status on the way. */
+    for (c = 0; c < G_N_ELEMENTS(i8042_commands); c++) {
+        diff_in(&d, 0x64);
+        diff_out(&d, 0x64, i8042_commands[c]);
+        diff_in(&d, 0x64);
+        diff_out(&d, 0x60, 0x47);
+        diff_in(&d, 0x64);
+        diff_in(&d, 0x60);
+        diff_in(&d, 0x64);
+        diff_in(&d, 0x60);
+        diff_in(&d, 0x64);
+    }
+    /* Enable the AUX port and the mouse's reporting, then go random. */
+    diff_out(&d, 0x64, 0xa8);
+    diff_out(&d, 0x64, 0xd4);
+    diff_out(&d, 0x60, 0xf4);
+    for (i = 0; i < ops; i++) {
+        int r = g_rand_int_range(rng, 0, 1000);
+
+        if (r < 450) {
+            diff_in(&d, 0x64);
+        } else if (r < 620) {
+            diff_in(&d, 0x60);
+        } else if (r < 760) {
+            diff_out(&d, 0x64, i8042_commands[
+                         g_rand_int_range(rng, 0,
+                                          G_N_ELEMENTS(i8042_commands))]);
+        } else if (r < 930) {
+            /* a PS/2 command, or any byte (mode, output buffer...) */
+            diff_out(&d, 0x60, g_rand_boolean(rng) ? g_rand_int(rng) :
+                     ps2_commands[g_rand_int_range(rng, 0,
+                                  G_N_ELEMENTS(ps2_commands))]);
+        } else if (r < 960) {
+            diff_clock_step(&d, g_rand_int_range(rng, 1, 2000000));
+        } else if (r < 962) {
+            /* a key from the UI: queues scancodes, raises IRQ1 */
+            diff_do(&d, .kind = OP_KEY,
+                    .val = g_rand_int_range(rng, 1, 0x60) << 1 |
+                           g_rand_boolean(rng));
+        } else {
+            /* strange sizes: the model's split into bytes on both */
+            diff_inl(&d, 0x60 + 4 * g_rand_int_range(rng, 0, 2));
+        }
+    }
+    compare_state(&d);
+    served = route_count(d.on.qts, "tier-i8042");
+    g_test_message("%" PRIu64 " operations, %" PRId64 " status reads served "
+                   "inline", d.n, served);
+    g_assert_cmpint(served, >, (int64_t)(d.n / 4));
+    g_assert_cmpint(route_count(d.off.qts, "tier-i8042"), ==, -1);
+    g_rand_free(rng);
+    vm_stop(&d.on);
+    vm_stop(&d.off);
+}
+
 /* ---- ACPI PM timer ------------------------------------------------------ */
 
 /* PCI configuration write through 0xcf8/0xcfc, on both VMs. */
@@ -595,6 +720,7 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     qtest_add_func("/tier-diff/pic", test_pic_diff);
     qtest_add_func("/tier-diff/pit", test_pit_diff);
+    qtest_add_func("/tier-diff/i8042", test_i8042_diff);
     qtest_add_data_func("/tier-diff/pm-timer/pc", (void *)0,
                         test_pm_timer_diff);
     qtest_add_data_func("/tier-diff/pm-timer/q35", (void *)1,
