@@ -4,7 +4,8 @@
 #                (ACCEL=tcg|kvm, SMP=N, MACHINE=pc|q35)
 #   make check   set up, build fork + vanilla twin, run every test
 #   make bench   set up, build both, run bench/ (BENCH_REPS, BENCH_CONFIGS)
-#   make build   build both QEMUs, the guest and the bench guest
+#   make build   build both QEMUs, the guest, the bench guest and the
+#                libvirt examples (build/libvirt/, docs/libvirt.rst)
 #   make clean   remove build/ and qemu/ (downloads are kept)
 
 ACCEL ?= tcg
@@ -17,7 +18,7 @@ export ACCEL SMP MACHINE
 S := scripts
 TIERS := build/tiers
 
-.PHONY: all run check check-diff-long check-sanitize bench build build-fork build-vanilla setup fetch tiers clean distclean
+.PHONY: libvirt-examples all run check check-diff-long check-sanitize bench build build-fork build-vanilla setup fetch tiers clean distclean
 
 all: build
 
@@ -38,7 +39,11 @@ build-vanilla: fetch
 tiers: setup
 	@$(S)/setup-tiers.sh
 
-build: build-fork build-vanilla tiers
+# The libvirt examples of docs/libvirt/ with this checkout's paths.
+libvirt-examples: build-fork
+	@$(S)/libvirt-examples.sh
+
+build: build-fork build-vanilla tiers libvirt-examples
 
 run: build-fork
 	@QT_QEMU=fork $(S)/run-guest.sh

@@ -2,7 +2,8 @@
 # Install what qemu-tiers needs on Debian 12, and nothing when it is there.
 #  - apt source entries derived with sed from the machine's own Debian entry
 #    (/etc/apt/sources.list.d/debian.sources): trixie deb-src for QEMU's
-#    source package, bookworm-backports for meson >= 1.5 and pycotap.
+#    source package, bookworm-backports for meson >= 1.5, pycotap and
+#    libvirt 11.3 (pinned in pins.env).
 #  - the build and test packages, installed non-interactively.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -12,7 +13,8 @@ src_list=/etc/apt/sources.list.d/qemu-tiers-trixie-src.sources
 bpo_list=/etc/apt/sources.list.d/qemu-tiers-bookworm-backports.sources
 
 PKGS="gcc gcc-multilib make patch xz-utils dpkg-dev python3 python3-venv ninja-build flex bison
-      libglib2.0-dev libpixman-1-dev libslirp-dev libfdt-dev pkgconf seabios ccache"
+      libglib2.0-dev libpixman-1-dev libslirp-dev libfdt-dev pkgconf seabios ccache
+      python3-libvirt"
 BPO_PKGS="meson python3-pycotap"
 
 if [ "$(id -u)" != 0 ]; then
@@ -46,16 +48,28 @@ bpo_missing=()
 for p in $BPO_PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || bpo_missing+=("$p")
 done
+# libvirt: exactly the pinned version of each of its packages.
+lv_missing=()
+for p in $LIBVIRT_PKGS; do
+    [ "$(dpkg-query -W -f='${Status} ${Version}' "$p" 2>/dev/null)" = "install ok installed $LIBVIRT_VERSION" ] ||
+        lv_missing+=("$p=$LIBVIRT_VERSION")
+done
 mv=$(dpkg-query -W -f='${Version}' meson 2>/dev/null || true)
 if [ -n "$mv" ] && dpkg --compare-versions "$mv" lt 1.5; then
     bpo_missing+=(meson)
 fi
-# The pinned downloads need up-to-date lists, too.
-if ! apt-cache showsrc "$QEMU_SRC_PKG" 2>/dev/null | grep -Fx "Version: $QEMU_SRC_VERSION" >/dev/null ||
+# The pinned downloads need up-to-date lists, too.  (sed reads all of
+# apt-cache's output: grep would stop at the first match and, under
+# pipefail, fail the pipeline with apt-cache's SIGPIPE.)
+src_listed() {
+    apt-cache showsrc "$QEMU_SRC_PKG" 2>/dev/null | sed -n 's/^Version: //p' |
+        grep -Fx "$QEMU_SRC_VERSION" >/dev/null
+}
+if ! src_listed ||
    ! apt-cache show "$GUEST_KERNEL_PKG=$GUEST_KERNEL_VERSION" >/dev/null 2>&1; then
     need_update=1
 fi
-if [ ${#missing[@]} -gt 0 ] || [ ${#bpo_missing[@]} -gt 0 ]; then
+if [ ${#missing[@]} -gt 0 ] || [ ${#bpo_missing[@]} -gt 0 ] || [ ${#lv_missing[@]} -gt 0 ]; then
     need_update=1
 fi
 
@@ -78,6 +92,13 @@ if [ ${#bpo_missing[@]} -gt 0 ]; then
     $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports "${bpo_missing[@]}" ||
         die "apt-get install -t bookworm-backports ${bpo_missing[*]} failed"
 fi
-apt-cache showsrc "$QEMU_SRC_PKG" 2>/dev/null | grep -Fx "Version: $QEMU_SRC_VERSION" >/dev/null ||
+if [ ${#lv_missing[@]} -gt 0 ]; then
+    # Pinned to backports package by package: their other dependencies
+    # come from bookworm itself (not -t, which would pull backports' too).
+    say "installing libvirt $LIBVIRT_VERSION from bookworm-backports: ${lv_missing[*]%%=*}"
+    $SUDO apt-get install -y -q --no-install-recommends "${lv_missing[@]}" ||
+        die "apt-get install libvirt $LIBVIRT_VERSION (${lv_missing[*]}) failed"
+fi
+src_listed ||
     die "source package $QEMU_SRC_PKG=$QEMU_SRC_VERSION is not in the apt lists (check $src_list)"
 say "host ready"

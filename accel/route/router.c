@@ -21,6 +21,7 @@
 #include "qemu/osdep.h"
 #include "qapi/error.h"
 #include "qapi/qapi-commands-exit-route.h"
+#include "qapi/qapi-events-exit-route.h"
 #include "qapi/qapi-visit-exit-route.h"
 #include "qapi/qapi-visit-qom.h"
 #include "qapi/visitor.h"
@@ -1065,6 +1066,7 @@ static void exit_route_complete(UserCreatable *uc, Error **errp)
     g_ptr_array_add(exit_router.routes, r);
     r->published = true;
     exit_route_try_noexit(r);
+    qapi_event_send_exit_route_changed(id, true);
 }
 
 /* Count the writes the no-exit paths absorbed.  BQL. */
@@ -1095,6 +1097,7 @@ static void exit_route_unparent(Object *obj)
          */
         if (!OBJECT(r)->parent || qatomic_read(&OBJECT(r)->parent->ref)) {
             exit_router_publish(exit_router.routes, NULL, r, &error_abort);
+            qapi_event_send_exit_route_changed(r->id, false);
         }
         g_ptr_array_remove(exit_router.routes, r);
         r->published = false;

@@ -174,11 +174,12 @@ static void test_query_routes(void)
 
     /*
      * Ours, and the kernel tier's routes: port 0x80 (below ours), the
-     * two PICs and their ELCRs, the PIT, port 0x61 (the PM timer's
-     * appears when firmware maps it).
+     * two PICs and their ELCRs, the PIT, port 0x61, the i8042's status
+     * (the PM timer's appears when firmware maps it).
      */
-    g_assert_cmpint(qlist_size(l), ==, 8);
+    g_assert_cmpint(qlist_size(l), ==, 9);
     g_assert_nonnull(find_route(l, "tier-pit"));
+    g_assert_nonnull(find_route(l, "tier-i8042"));
     g_assert_nonnull(find_route(l, "tier-port61"));
     g_assert_nonnull(find_route(l, "tier-pic1"));
     g_assert_nonnull(find_route(l, "tier-pic2"));
@@ -311,6 +312,51 @@ static void test_kernel_tier_runtime(void)
     g_assert_nonnull(qmp_error(qts, "{ 'execute': 'object-del', "
                                "'arguments': { 'id': 'rt' } }"));
     g_assert_true(vm_running(qts));
+    qtest_quit(qts);
+}
+
+/* The next EXIT_ROUTE_CHANGED event must be about @id, added or not. */
+static void expect_route_event(QTestState *qts, const char *id, bool added)
+{
+    QDict *ev = qtest_qmp_eventwait_ref(qts, "EXIT_ROUTE_CHANGED");
+    QDict *data = qdict_get_qdict(ev, "data");
+
+    g_assert_cmpstr(qdict_get_str(data, "id"), ==, id);
+    g_assert_cmpint(qdict_get_bool(data, "added"), ==, added);
+    qobject_unref(ev);
+}
+
+/* Every change of the table is announced, whoever made it. */
+static void test_route_events(void)
+{
+    QTestState *qts = start("-object exit-router,id=rt");
+
+    qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'ev', "
+           "'event': 'pio', 'start': 33, 'handler': 'ignore' } }");
+    expect_route_event(qts, "ev", true);
+    qmp_ok(qts, "{ 'execute': 'exit-route-del', 'arguments': { 'id': 'ev' } }");
+    expect_route_event(qts, "ev", false);
+    /* A refused route changes nothing and announces nothing. */
+    g_assert_nonnull(qmp_error(qts, "{ 'execute': 'exit-route-add', "
+                               "'arguments': { 'id': 'bad', 'event': 'pio', "
+                               "'start': 33, 'size': 0, "
+                               "'handler': 'ignore' } }"));
+    /* The kernel tier switched off removes its routes, one event each. */
+    qmp_ok(qts, "{ 'execute': 'qom-set', 'arguments': { 'path': "
+           "'/objects/rt', 'property': 'kernel-tier', 'value': false } }");
+    g_assert_false(has_route(qts, "tier-port80"));
+    for (;;) {
+        QDict *ev = qtest_qmp_eventwait_ref(qts, "EXIT_ROUTE_CHANGED");
+        QDict *data = qdict_get_qdict(ev, "data");
+        bool last = !strcmp(qdict_get_str(data, "id"), "tier-port80");
+
+        g_assert_true(g_str_has_prefix(qdict_get_str(data, "id"), "tier-"));
+        g_assert_false(qdict_get_bool(data, "added"));
+        qobject_unref(ev);
+        if (last) {
+            break;
+        }
+    }
     qtest_quit(qts);
 }
 
@@ -517,6 +563,7 @@ int main(int argc, char **argv)
     qtest_add_func("/exit-route/kernel-tier-switch", test_kernel_tier_switch);
     qtest_add_func("/exit-route/kernel-tier-runtime",
                    test_kernel_tier_runtime);
+    qtest_add_func("/exit-route/route-events", test_route_events);
     qtest_add_func("/exit-route/bad-input", test_bad_input);
     qtest_add_func("/exit-route/bad-command-line", test_bad_command_line);
     return g_test_run();
