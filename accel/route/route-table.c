@@ -16,20 +16,6 @@
 #include "qapi/error.h"
 #include "route-table.h"
 
-typedef struct RouteSegment {
-    uint64_t start;
-    uint64_t last;
-    uint32_t first;             /* into RouteTable.cand */
-    uint32_t n;
-} RouteSegment;
-
-struct RouteTable {
-    RouteTableEntry *entries;
-    size_t n_entries;
-    uint32_t *cand;
-    RouteSegment *segs[EXIT_EVENT__MAX];
-    uint32_t n_segs[EXIT_EVENT__MAX];
-};
 
 static const char *const event_type_names[EXIT_EVENT__MAX] = {
     [EXIT_EVENT_PIO] = "pio",
@@ -91,46 +77,6 @@ bool exit_route_spec_check(const ExitRouteSpec *spec, const char *name,
         return false;
     }
     return true;
-}
-
-static int size_bit(unsigned size)
-{
-    switch (size) {
-    case 1:
-        return 0;
-    case 2:
-        return 1;
-    case 4:
-        return 2;
-    case 8:
-        return 3;
-    default:
-        return -1;
-    }
-}
-
-bool exit_route_spec_matches(const ExitRouteSpec *spec,
-                             const ExitAccess *a)
-{
-    int bit = size_bit(a->size);
-    unsigned extent;
-
-    if (spec->type != a->type || bit < 0 || !(spec->size_mask & (1u << bit))) {
-        return false;
-    }
-    /*
-     * The whole access must lie in the route: [addr, addr + size - 1];
-     * an MSR access covers one index, whatever its width.
-     */
-    extent = a->type == EXIT_EVENT_MSR ? 1 : a->size;
-    if (a->addr < spec->start || a->addr > spec->last ||
-        extent - 1 > spec->last - a->addr) {
-        return false;
-    }
-    if (!(spec->dir_mask & (a->is_write ? EXIT_DIR_WRITE : EXIT_DIR_READ))) {
-        return false;
-    }
-    return !spec->has_datamatch || (a->is_write && a->data == spec->datamatch);
 }
 
 /* Could one access match both specs?  (Same type assumed.) */
@@ -220,6 +166,26 @@ static bool check_conflicts(const RouteTable *t, const uint32_t *idx,
 }
 
 /*
+ * The PIO segments by port, for a lookup without a search: one uint16_t
+ * per port (128 KiB), 0 or the index of the port's segment plus one.
+ */
+static void build_pio_index(RouteTable *t)
+{
+    const RouteSegment *segs = t->segs[EXIT_EVENT_PIO];
+    uint32_t i;
+    uint64_t p;
+
+    assert(t->n_segs[EXIT_EVENT_PIO] < UINT16_MAX);
+    t->pio_seg = g_new0(uint16_t, ROUTE_TABLE_PIO_PORTS);
+    for (i = 0; i < t->n_segs[EXIT_EVENT_PIO]; i++) {
+        for (p = segs[i].start;
+             p <= segs[i].last && p < ROUTE_TABLE_PIO_PORTS; p++) {
+            t->pio_seg[p] = i + 1;
+        }
+    }
+}
+
+/*
  * Cut one type's routes (indexes @idx, sorted by start) into segments;
  * appends candidate lists to @cand.  A sweep: every route boundary starts
  * a segment, so a route that is active at a segment's start covers all of
@@ -283,6 +249,9 @@ static void build_segments(RouteTable *t, ExitEventType type,
     }
     t->n_segs[type] = segs->len;
     t->segs[type] = (RouteSegment *)g_array_free(segs, false);
+    if (type == EXIT_EVENT_PIO) {
+        build_pio_index(t);
+    }
 }
 
 RouteTable *route_table_build(const RouteTableEntry *entries, size_t n,
@@ -359,6 +328,7 @@ void route_table_free(RouteTable *t)
     for (i = 0; i < EXIT_EVENT__MAX; i++) {
         g_free(t->segs[i]);
     }
+    g_free(t->pio_seg);
     g_free(t->cand);
     g_free(t->entries);
     g_free(t);
@@ -374,43 +344,3 @@ const RouteTableEntry *route_table_entry(const RouteTable *t, size_t i)
     return i < t->n_entries ? &t->entries[i] : NULL;
 }
 
-void route_table_lookup(const RouteTable *t, const ExitAccess *a,
-                        RouteCursor *c)
-{
-    const RouteSegment *segs;
-    uint32_t lo = 0, hi;
-
-    *c = (RouteCursor) { .table = t };
-    if (!t || a->type >= EXIT_EVENT__MAX) {
-        return;
-    }
-    segs = t->segs[a->type];
-    hi = t->n_segs[a->type];
-    /* Last segment whose start <= addr. */
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-
-        if (segs[mid].start <= a->addr) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    if (lo == 0 || a->addr > segs[lo - 1].last) {
-        return;
-    }
-    c->cand = t->cand + segs[lo - 1].first;
-    c->n = segs[lo - 1].n;
-}
-
-const RouteTableEntry *route_cursor_next(RouteCursor *c, const ExitAccess *a)
-{
-    while (c->i < c->n) {
-        const RouteTableEntry *e = &c->table->entries[c->cand[c->i++]];
-
-        if (exit_route_spec_matches(&e->spec, a)) {
-            return e;
-        }
-    }
-    return NULL;
-}

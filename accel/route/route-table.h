@@ -20,6 +20,8 @@
 #ifndef ACCEL_ROUTE_TABLE_H
 #define ACCEL_ROUTE_TABLE_H
 
+#include "qemu/host-utils.h"
+
 /* Kinds of exit a route can match. */
 typedef enum ExitEventType {
     EXIT_EVENT_PIO,
@@ -73,7 +75,30 @@ typedef struct RouteTableEntry {
     void *opaque;
 } RouteTableEntry;
 
-typedef struct RouteTable RouteTable;
+/*
+ * The table's layout is here only so that the lookup below can be inlined
+ * into the dispatch path; everything else goes through the functions.
+ * Entries of one event type are cut into disjoint segments, each with its
+ * candidates (indexes into @entries) in precedence order.
+ */
+typedef struct RouteSegment {
+    uint64_t start;
+    uint64_t last;
+    uint32_t first;             /* into RouteTable.cand */
+    uint32_t n;
+} RouteSegment;
+
+#define ROUTE_TABLE_PIO_PORTS 0x10000
+
+typedef struct RouteTable {
+    RouteTableEntry *entries;
+    size_t n_entries;
+    uint32_t *cand;
+    RouteSegment *segs[EXIT_EVENT__MAX];
+    uint32_t n_segs[EXIT_EVENT__MAX];
+    /* PIO: segment index + 1 per port, 0 for none (NULL: no PIO route) */
+    uint16_t *pio_seg;
+} RouteTable;
 
 /* Walks the candidates of one access, best first. */
 typedef struct RouteCursor {
@@ -106,21 +131,88 @@ const RouteTableEntry *route_table_entry(const RouteTable *table, size_t i);
 bool exit_route_spec_check(const ExitRouteSpec *spec, const char *name,
                            Error **errp);
 
-/* Does @spec accept @access (type, whole range, direction, size, data)? */
-bool exit_route_spec_matches(const ExitRouteSpec *spec,
-                             const ExitAccess *access);
+/* Does @spec accept @a (type, whole range, direction, size, data)? */
+static inline bool exit_route_spec_matches(const ExitRouteSpec *spec,
+                                           const ExitAccess *a)
+{
+    unsigned extent;
+
+    /* Sizes 1, 2, 4, 8 are size_mask bits 0..3; anything else never. */
+    if (spec->type != a->type || !is_power_of_2(a->size) || a->size > 8 ||
+        !(spec->size_mask & a->size)) {
+        return false;
+    }
+    /*
+     * The whole access must lie in the route: [addr, addr + size - 1];
+     * an MSR access covers one index, whatever its width.
+     */
+    extent = a->type == EXIT_EVENT_MSR ? 1 : a->size;
+    if (a->addr < spec->start || a->addr > spec->last ||
+        extent - 1 > spec->last - a->addr) {
+        return false;
+    }
+    if (!(spec->dir_mask & (a->is_write ? EXIT_DIR_WRITE : EXIT_DIR_READ))) {
+        return false;
+    }
+    return !spec->has_datamatch || (a->is_write && a->data == spec->datamatch);
+}
 
 /*
- * Positions @cursor on the candidates for @access; an empty or NULL
- * @table gives no candidates.  O(log n): one binary search over the
- * table's disjoint segments of this event type.
+ * Positions @c on the candidates for @a; an empty or NULL @t gives no
+ * candidates.  Port I/O: one load from the per-port index; other types:
+ * a binary search over the table's disjoint segments of that type.
  */
-void route_table_lookup(const RouteTable *table, const ExitAccess *access,
-                        RouteCursor *cursor);
+static inline void route_table_lookup(const RouteTable *t,
+                                      const ExitAccess *a, RouteCursor *c)
+{
+    const RouteSegment *segs, *seg;
+    uint32_t lo = 0, hi;
+
+    *c = (RouteCursor) { .table = t };
+    if (!t || a->type >= EXIT_EVENT__MAX) {
+        return;
+    }
+    segs = t->segs[a->type];
+    if (a->type == EXIT_EVENT_PIO) {
+        if (!t->pio_seg || a->addr >= ROUTE_TABLE_PIO_PORTS ||
+            !t->pio_seg[a->addr]) {
+            return;
+        }
+        seg = &segs[t->pio_seg[a->addr] - 1];
+    } else {
+        hi = t->n_segs[a->type];
+        /* Last segment whose start <= addr. */
+        while (lo < hi) {
+            uint32_t mid = lo + (hi - lo) / 2;
+
+            if (segs[mid].start <= a->addr) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if (lo == 0 || a->addr > segs[lo - 1].last) {
+            return;
+        }
+        seg = &segs[lo - 1];
+    }
+    c->cand = t->cand + seg->first;
+    c->n = seg->n;
+}
 
 /* The next matching candidate, best first, or NULL when none is left. */
-const RouteTableEntry *route_cursor_next(RouteCursor *cursor,
-                                         const ExitAccess *access);
+static inline const RouteTableEntry *route_cursor_next(RouteCursor *c,
+                                                       const ExitAccess *a)
+{
+    while (c->i < c->n) {
+        const RouteTableEntry *e = &c->table->entries[c->cand[c->i++]];
+
+        if (exit_route_spec_matches(&e->spec, a)) {
+            return e;
+        }
+    }
+    return NULL;
+}
 
 const char *exit_event_type_name(ExitEventType type);
 

@@ -9,17 +9,28 @@
  * Served inline (byte accesses; the routes are limited to one byte):
  *  - base+0 read: IRR or ISR, as OCW3's read-register select says;
  *  - base+1 read: IMR;
- *  - base+0 write: OCW3 (read select, poll command, special mask) and the
- *    OCW2 commands that only change state (rotate in AEOI set/clear,
- *    no-op);
- *  - base+1 write: ICW2, ICW3, ICW4 (during initialisation);
+ *  - every write: ICW1..ICW4, OCW1 (IMR), OCW2 (EOI, specific EOI,
+ *    rotate, set priority), OCW3 (read select, poll command, special
+ *    mask);
  *  - ELCR read and write.
- * Declined, before any state change, to QEMU's model:
- *  - reads in poll mode (a poll read acknowledges an interrupt);
- *  - ICW1 (init reset), the EOI and priority commands of OCW2, and OCW1
- *    (IMR writes): each may change the INT output line, and raising or
- *    lowering a line needs the BQL in QEMU 10.0 (interrupt_request is
- *    not atomic), which the tier does not take.
+ * Declined, before any state change, to QEMU's model: reads in poll mode
+ * (a poll read acknowledges an interrupt, which is the CPU's business and
+ * runs under the BQL).
+ *
+ * The INT output.  ICW1, OCW1 and the EOI/priority commands make QEMU's
+ * model drive the INT line again (pic_update_irq()), and driving a line
+ * needs the BQL in QEMU 10.0 (interrupt_request is not atomic).  The tier
+ * makes the register change under the device lock with the drive
+ * deferred, then:
+ *  - master, line last driven low (int_driven_low) and the registers
+ *    still say low: nothing to drive (QEMU's model would lower a line
+ *    that is already low, which changes nothing);
+ *  - otherwise (an edge, a line that stays high, any slave change, which
+ *    reaches the master's IRQ2 input): drop the device lock, take the
+ *    BQL, and drive the line from the registers as they are then
+ *    (pic_update_output()).  The BQL is taken only there, never with
+ *    the device lock held (docs/locking.rst).  Under qtest the caller
+ *    already holds the BQL.
  *
  * Copyright (c) 2026 qemu-tiers contributors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -33,40 +44,89 @@
 #include "hw/split/split-tier.h"
 #include "trace.h"
 
+/*
+ * A register write after which QEMU's model drives the INT output (ICW1,
+ * OCW1, EOI and priority commands), made with the drive deferred; see
+ * "The INT output" above.  Returns whether the line must be driven.
+ * s->lock held.
+ */
+static bool pic_write_deferring_output(PICCommonState *s, uint32_t addr,
+                                       uint8_t val)
+{
+    /*
+     * The line as last driven, not as the registers say now: OCW3's
+     * special mask changes the latter without driving the line.
+     */
+    bool was_low = s->int_driven_low, after, drive;
+
+    s->defer_update = true;
+    pic_register_write(s, addr, val);
+    s->defer_update = false;
+    after = pic_get_output(s);
+    drive = s->update_deferred && (!s->master || !was_low || after);
+    s->update_deferred = false;
+    if (drive) {
+        trace_split_pic_drive(s->master, addr, !was_low, after);
+    }
+    return drive;
+}
+
+/*
+ * Drive the INT output from the registers as they are once the BQL and
+ * the device lock are held, in that order (docs/locking.rst).  The
+ * caller has dropped the device lock: a vCPU holding the BQL may be
+ * waiting for it, e.g. in pic_read_irq().  Under qtest the caller
+ * already holds the BQL.
+ */
+static void pic_drive_output(PICCommonState *s)
+{
+    bool bql_held = bql_locked();
+
+    if (!bql_held) {
+        bql_lock();
+    }
+    pic_update_output(s);
+    if (!bql_held) {
+        bql_unlock();
+    }
+}
+
 static ExitInlineResult pic_inline_access(void *opaque,
                                           const ExitAccess *access,
                                           uint64_t *data)
 {
     PICCommonState *s = opaque;
-    uint32_t addr;
+    uint32_t addr = access->addr - s->iobase;
+    ExitInlineResult ret = EXIT_INLINE_DONE;
+    bool drive = false;
 
     if (access->size != 1) {
         return EXIT_INLINE_DECLINE;
     }
-    QEMU_LOCK_GUARD(&s->lock);
+    qemu_rec_mutex_lock(&s->lock);
     if (access->addr == s->elcr_addr) {
         if (access->is_write) {
             pic_elcr_write(s, access->data);
         } else {
             *data = pic_elcr_read(s);
         }
-        return EXIT_INLINE_DONE;
-    }
-    addr = access->addr - s->iobase;
-    if (access->is_write) {
+    } else if (access->is_write) {
         if (pic_register_write_may_update(s, addr, access->data)) {
-            trace_split_pic_decline(s->master, addr, "INT output may change");
-            return EXIT_INLINE_DECLINE;
+            drive = pic_write_deferring_output(s, addr, access->data);
+        } else {
+            pic_register_write(s, addr, access->data);
         }
-        pic_register_write(s, addr, access->data);
+    } else if (pic_register_read_has_effects(s)) {
+        trace_split_pic_decline(s->master, addr, "poll mode");
+        ret = EXIT_INLINE_DECLINE;
     } else {
-        if (pic_register_read_has_effects(s)) {
-            trace_split_pic_decline(s->master, addr, "poll mode");
-            return EXIT_INLINE_DECLINE;
-        }
         *data = pic_register_read(s, addr);
     }
-    return EXIT_INLINE_DONE;
+    qemu_rec_mutex_unlock(&s->lock);
+    if (drive) {
+        pic_drive_output(s);
+    }
+    return ret;
 }
 
 static const ExitInlineOps pic_inline_ops = {
