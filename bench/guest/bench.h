@@ -18,8 +18,13 @@ struct multiboot_info {
 /* boot.S: the real-mode AP trampoline, copied below 1 MiB. */
 extern const char ap_tramp[], ap_tramp_end[];
 
+/* boot.S: interrupt entry stubs (save registers, call C, iret). */
+extern const char irq_timer_entry[], irq_other_entry[];
+
 /* bench.c: entry points called from boot.S. */
 void bench_main(struct multiboot_info *mbi);
 void ap_main(void);
+void irq_timer(void);
+void irq_other(void);
 
 #endif

@@ -58,6 +58,25 @@ ap_entry32:
     jmp 3b
 
 /*
+ * Interrupt entry points for the IRQ test (bench.c, irq=): the timer's
+ * vector calls irq_timer() and the rest count as spurious; both return
+ * with iret, all registers kept.
+ */
+    .globl irq_timer_entry, irq_other_entry
+irq_timer_entry:
+    pushal
+    cld
+    call irq_timer
+    popal
+    iret
+irq_other_entry:
+    pushal
+    cld
+    call irq_other
+    popal
+    iret
+
+/*
  * Real-mode trampoline, copied to AP_TRAMP_ADDR.  CS = AP_TRAMP_ADDR >> 4,
  * IP = 0, so offsets inside it are relative to ap_tramp.
  */
