@@ -381,6 +381,14 @@ static void diff_random_op(Diff *d, GRand *rng)
     }
 }
 
+/* Random operations per device: QT_DIFF_OPS, default 10^6. */
+static uint64_t diff_ops_per_device(void)
+{
+    const char *env = g_getenv("QT_DIFF_OPS");
+
+    return env ? g_ascii_strtoull(env, NULL, 0) : 1000000;
+}
+
 /* Save both machines' state; the streams must be byte-identical. */
 static void compare_state(Diff *d)
 {
@@ -403,9 +411,8 @@ static void compare_state(Diff *d)
 
 static void test_pic_diff(void)
 {
-    const char *ops_env = g_getenv("QT_DIFF_OPS");
     const char *seed_env = g_getenv("QT_DIFF_SEED");
-    uint64_t ops = ops_env ? g_ascii_strtoull(ops_env, NULL, 0) : 1000000;
+    uint64_t ops = diff_ops_per_device();
     Diff d = {
         .seed = seed_env ? g_ascii_strtoull(seed_env, NULL, 0) : 0x8259,
     };
@@ -444,8 +451,7 @@ static void test_pic_diff(void)
  */
 static void test_pit_diff(void)
 {
-    const char *ops_env = g_getenv("QT_DIFF_OPS");
-    uint64_t ops = ops_env ? g_ascii_strtoull(ops_env, NULL, 0) : 1000000;
+    uint64_t ops = diff_ops_per_device();
     Diff d = { .seed = 0x8254 };
     GRand *rng = g_rand_new_with_seed(d.seed);
     uint64_t i;
@@ -565,8 +571,7 @@ static void vm_start_i8042(DiffVM *vm, bool tier)
 
 static void test_i8042_diff(void)
 {
-    const char *ops_env = g_getenv("QT_DIFF_OPS");
-    uint64_t ops = ops_env ? g_ascii_strtoull(ops_env, NULL, 0) : 1000000;
+    uint64_t ops = diff_ops_per_device();
     Diff d = { .seed = 0x8042, .irq_lines = (1u << 1) | (1u << 12) };
     GRand *rng = g_rand_new_with_seed(d.seed);
     uint64_t i;
@@ -662,8 +667,7 @@ static uint16_t diff_pm_base(Diff *d, bool q35, uint16_t base)
 static void test_pm_timer_diff(const void *opaque)
 {
     bool q35 = (uintptr_t)opaque;
-    const char *ops_env = g_getenv("QT_DIFF_OPS");
-    uint64_t ops = ops_env ? g_ascii_strtoull(ops_env, NULL, 0) : 1000000;
+    uint64_t ops = diff_ops_per_device();
     Diff d = { .seed = 0x3579545 + q35 };
 
     /* The same timer model on both machines: q35 checks its placement. */
