@@ -13,8 +13,7 @@ src_list=/etc/apt/sources.list.d/qemu-tiers-trixie-src.sources
 bpo_list=/etc/apt/sources.list.d/qemu-tiers-bookworm-backports.sources
 
 PKGS="gcc gcc-multilib make patch xz-utils dpkg-dev python3 python3-venv ninja-build flex bison
-      libglib2.0-dev libpixman-1-dev libslirp-dev libfdt-dev pkgconf seabios ccache
-      python3-libvirt"
+      libglib2.0-dev libpixman-1-dev libslirp-dev libfdt-dev pkgconf seabios ccache"
 BPO_PKGS="meson python3-pycotap"
 
 if [ "$(id -u)" != 0 ]; then
@@ -54,6 +53,10 @@ for p in $LIBVIRT_PKGS; do
     [ "$(dpkg-query -W -f='${Status} ${Version}' "$p" 2>/dev/null)" = "install ok installed $LIBVIRT_VERSION" ] ||
         lv_missing+=("$p=$LIBVIRT_VERSION")
 done
+# Its Python binding (bookworm's), after libvirt so that it does not pull
+# in bookworm's libvirt0 first.
+dpkg-query -W -f='${Status}' python3-libvirt 2>/dev/null | grep -q 'ok installed' ||
+    lv_missing+=(python3-libvirt)
 mv=$(dpkg-query -W -f='${Version}' meson 2>/dev/null || true)
 if [ -n "$mv" ] && dpkg --compare-versions "$mv" lt 1.5; then
     bpo_missing+=(meson)
