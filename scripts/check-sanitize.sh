@@ -48,15 +48,25 @@ for t in legacy-ports-test exit-route-test tier-diff-test; do
     fi
 done
 
+# Under TSan the stress run does not finish: GCC 12's TSan runtime fails
+# an internal CHECK in its stack depot (StackDepotNode::store) once two
+# MTTCG vCPUs have run for a while, and hangs trying to report it (seen
+# 2026-11-30 with 300 and 20000 operations per workload).  QT_STRESS_N
+# runs it anyway.
+stress_n=${QT_STRESS_N:-20000}
 guest=$BUILD/tiers/bench/bench-guest.elf
-[ -f "$guest" ] || die "no bench guest at $guest (run 'make tiers')"
-timeout 900 "$out/qemu-system-x86_64" -machine pc -accel tcg -smp 2 -m 64 \
-    -nodefaults -display none -serial stdio -no-reboot -kernel "$guest" \
-    -device isa-debug-exit,iobase=0xf4,iosize=4 \
-    -append "n=20000 rounds=3 smp=2 only=pit_latch_read,pic_imr,elcr,i8042_status,pm_timer,port61,port80_write" \
-    < /dev/null > "$logs/stress.log" 2>&1
-grep -q '^BENCH-DONE' "$logs/stress.log" ||
-    { echo "FAIL: $kind: stress guest did not finish (see $logs/stress.log)"; fail=1; }
+if [ "$kind" = tsan ] && [ -z "${QT_STRESS_N:-}" ]; then
+    say "$kind: stress run skipped (the TSan runtime's stack depot fails under MTTCG; see the script)"
+else
+    [ -f "$guest" ] || die "no bench guest at $guest (run 'make tiers')"
+    timeout 900 "$out/qemu-system-x86_64" -machine pc -accel tcg -smp 2 -m 64 \
+        -nodefaults -display none -serial stdio -no-reboot -kernel "$guest" \
+        -device isa-debug-exit,iobase=0xf4,iosize=4 \
+        -append "n=$stress_n rounds=3 smp=2 only=pit_latch_read,pic_imr,elcr,i8042_status,pm_timer,port61,port80_write" \
+        < /dev/null > "$logs/stress.log" 2>&1
+    grep -q '^BENCH-DONE' "$logs/stress.log" ||
+        { echo "FAIL: $kind: stress guest did not finish (see $logs/stress.log)"; fail=1; }
+fi
 
 if grep -lE "ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer" "$logs"/*.log; then
     echo "FAIL: $kind: sanitizer reports in the logs above"; fail=1
