@@ -91,5 +91,5 @@ for log in glob.glob(sys.argv[1] + "/*.log"):
 print("TSan: %d report(s) in qemu-tiers code, %d in upstream QEMU only" % (bad, upstream))
 sys.exit(1 if bad else 0)
 PY
-[ $fail = 0 ] && say "$kind: no sanitizer reports; logs in ${logs#"$TOP"/}"
+[ $fail = 0 ] && say "$kind: no sanitizer report in qemu-tiers code; logs in ${logs#"$TOP"/}"
 exit $fail
