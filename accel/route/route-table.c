@@ -168,6 +168,9 @@ static bool check_conflicts(const RouteTable *t, const uint32_t *idx,
 /*
  * The PIO segments by port, for a lookup without a search: one uint16_t
  * per port (128 KiB), 0 or the index of the port's segment plus one.
+ * Only an accelerator of the lookup: with more segments than a uint16_t
+ * can number (tens of thousands of disjoint port routes) there is no
+ * index and port lookups use the binary search like other types.
  */
 static void build_pio_index(RouteTable *t)
 {
@@ -175,7 +178,9 @@ static void build_pio_index(RouteTable *t)
     uint32_t i;
     uint64_t p;
 
-    assert(t->n_segs[EXIT_EVENT_PIO] < UINT16_MAX);
+    if (t->n_segs[EXIT_EVENT_PIO] > UINT16_MAX) {
+        return;
+    }
     t->pio_seg = g_new0(uint16_t, ROUTE_TABLE_PIO_PORTS);
     for (i = 0; i < t->n_segs[EXIT_EVENT_PIO]; i++) {
         for (p = segs[i].start;

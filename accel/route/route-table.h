@@ -96,7 +96,7 @@ typedef struct RouteTable {
     uint32_t *cand;
     RouteSegment *segs[EXIT_EVENT__MAX];
     uint32_t n_segs[EXIT_EVENT__MAX];
-    /* PIO: segment index + 1 per port, 0 for none (NULL: no PIO route) */
+    /* PIO: segment index + 1 per port, 0 for none; NULL: search instead */
     uint16_t *pio_seg;
 } RouteTable;
 
@@ -159,8 +159,9 @@ static inline bool exit_route_spec_matches(const ExitRouteSpec *spec,
 
 /*
  * Positions @c on the candidates for @a; an empty or NULL @t gives no
- * candidates.  Port I/O: one load from the per-port index; other types:
- * a binary search over the table's disjoint segments of that type.
+ * candidates.  Port I/O: one load from the per-port index when the table
+ * has one; otherwise a binary search over the table's disjoint segments
+ * of the access's type.
  */
 static inline void route_table_lookup(const RouteTable *t,
                                       const ExitAccess *a, RouteCursor *c)
@@ -173,9 +174,8 @@ static inline void route_table_lookup(const RouteTable *t,
         return;
     }
     segs = t->segs[a->type];
-    if (a->type == EXIT_EVENT_PIO) {
-        if (!t->pio_seg || a->addr >= ROUTE_TABLE_PIO_PORTS ||
-            !t->pio_seg[a->addr]) {
+    if (a->type == EXIT_EVENT_PIO && t->pio_seg) {
+        if (a->addr >= ROUTE_TABLE_PIO_PORTS || !t->pio_seg[a->addr]) {
             return;
         }
         seg = &segs[t->pio_seg[a->addr] - 1];

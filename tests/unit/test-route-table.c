@@ -89,6 +89,42 @@ static void test_range_edges(void)
     route_table_free(t);
 }
 
+/*
+ * Port routes numerous enough that the per-port index cannot number
+ * their segments (one route on every port: 65 536 segments): the table
+ * falls back to the search, with the same answers.
+ */
+static void test_many_port_routes(void)
+{
+    size_t n = ROUTE_TABLE_PIO_PORTS, i;
+    g_autofree RouteTableEntry *e = g_new(RouteTableEntry, n);
+    g_autofree char *names = g_malloc0(n * 8);
+    RouteTable *t;
+
+    for (i = 0; i < n; i++) {
+        char *name = names + i * 8;
+
+        snprintf(name, 8, "p%zx", i);
+        e[i] = pio(name, i, i, 0);
+    }
+    t = build_ok(e, n);
+    g_assert_null(t->pio_seg);
+    for (i = 0; i < n; i += 0x7ff) {
+        g_assert_cmpstr(first(t, rd(i, 1)), ==, e[i].name);
+        g_assert_null(first(t, rd(i, 2)));      /* spans two routes */
+    }
+    g_assert_cmpstr(first(t, rd(0xffff, 1)), ==, "pffff");
+    route_table_free(t);
+
+    /* One fewer: the index numbers them all; the same answers. */
+    t = build_ok(e, n - 1);
+    g_assert_nonnull(t->pio_seg);
+    g_assert_cmpstr(first(t, rd(0, 1)), ==, "p0");
+    g_assert_cmpstr(first(t, rd(0xfffe, 1)), ==, "pfffe");
+    g_assert_null(first(t, rd(0xffff, 1)));
+    route_table_free(t);
+}
+
 static void test_full_space(void)
 {
     RouteTableEntry e = {
@@ -478,6 +514,7 @@ int main(int argc, char **argv)
     g_test_add_func("/route-table/empty", test_empty);
     g_test_add_func("/route-table/range-edges", test_range_edges);
     g_test_add_func("/route-table/full-space", test_full_space);
+    g_test_add_func("/route-table/many-port-routes", test_many_port_routes);
     g_test_add_func("/route-table/conflict-refused", test_conflict_refused);
     g_test_add_func("/route-table/priority-and-decline",
                     test_priority_and_decline);
