@@ -24,6 +24,8 @@
 #include "qapi/qapi-events-exit-route.h"
 #include "qapi/qapi-visit-exit-route.h"
 #include "qapi/qapi-visit-qom.h"
+#include "qapi/clone-visitor.h"
+#include "qapi/qapi-builtin-visit.h"
 #include "qapi/visitor.h"
 #include "qemu/bitmap.h"
 #include "qemu/bswap.h"
@@ -43,6 +45,7 @@
 #include "qobject/qdict.h"
 #include "accel/route/exit-router.h"
 #include "accel/route/route-noexit.h"
+#include "accel/route/external.h"
 #include "trace.h"
 
 #define TYPE_EXIT_ROUTE "exit-route"
@@ -88,6 +91,13 @@ struct ExitRoute {
     char *id;                   /* the object's name, set at complete */
     bool published;
     ExitNoExit *noexit;         /* BQL: KVM ioeventfds, if installed */
+    /* handler=external */
+    strList *handlers;
+    ExitRoutePolicy policy;
+    ExitRouteFallback fallback;
+    uint32_t timeout_ms;
+    bool posted_writes;
+    ExitHandlerPool *pool;      /* built at complete, freed at finalize */
 
     ExitStats stats;
 };
@@ -617,6 +627,21 @@ exit_route_decide(const ExitAccess *a, uint32_t count,
             }
             exit_stats_done(s, t0);
             return true;
+        case EXIT_ROUTE_HANDLER_EXTERNAL:
+            /* A rep batch is never split: it takes the fallback. */
+            t0 = exit_stats_start(s);
+            if (count == 1 && exit_handler_pool_access(r->pool, a, val)) {
+                exit_stats_done(s, t0);
+                return true;
+            }
+            if (exit_handler_pool_fallback(r->pool) ==
+                EXIT_ROUTE_FALLBACK_IGNORE) {
+                exit_stats_done(s, t0);
+                *val = MAKE_64BIT_MASK(0, a->size * 8);
+                return true;
+            }
+            *dev_stats = &r->stats;
+            return false;
         case EXIT_ROUTE_HANDLER_IGNORE:
             exit_stats_done(s, 0);
             *val = MAKE_64BIT_MASK(0, a->size * 8);
@@ -981,6 +1006,94 @@ static void exit_route_set_inline(Object *obj, const char *value,
     r->q_inlinename = g_strdup(value);
 }
 
+static void exit_route_get_handlers(Object *obj, Visitor *v,
+                                    const char *name, void *opaque,
+                                    Error **errp)
+{
+    strList *list = QAPI_CLONE(strList, EXIT_ROUTE(obj)->handlers);
+
+    visit_type_strList(v, name, &list, errp);
+    qapi_free_strList(list);
+}
+
+static void exit_route_set_handlers(Object *obj, Visitor *v,
+                                    const char *name, void *opaque,
+                                    Error **errp)
+{
+    ExitRoute *r = EXIT_ROUTE(obj);
+    strList *list = NULL;
+
+    if (!exit_route_check_unpublished(r, name, errp) ||
+        !visit_type_strList(v, name, &list, errp)) {
+        return;
+    }
+    qapi_free_strList(r->handlers);
+    r->handlers = list;
+}
+
+static int exit_route_get_policy(Object *obj, Error **errp)
+{
+    return EXIT_ROUTE(obj)->policy;
+}
+
+static void exit_route_set_policy(Object *obj, int value, Error **errp)
+{
+    ExitRoute *r = EXIT_ROUTE(obj);
+
+    if (exit_route_check_unpublished(r, "policy", errp)) {
+        r->policy = value;
+    }
+}
+
+static int exit_route_get_fallback(Object *obj, Error **errp)
+{
+    return EXIT_ROUTE(obj)->fallback;
+}
+
+static void exit_route_set_fallback(Object *obj, int value, Error **errp)
+{
+    ExitRoute *r = EXIT_ROUTE(obj);
+
+    if (exit_route_check_unpublished(r, "fallback", errp)) {
+        r->fallback = value;
+    }
+}
+
+static void exit_route_get_timeout(Object *obj, Visitor *v,
+                                   const char *name, void *opaque,
+                                   Error **errp)
+{
+    visit_type_uint32(v, name, &EXIT_ROUTE(obj)->timeout_ms, errp);
+}
+
+static void exit_route_set_timeout(Object *obj, Visitor *v,
+                                   const char *name, void *opaque,
+                                   Error **errp)
+{
+    ExitRoute *r = EXIT_ROUTE(obj);
+    uint32_t value;
+
+    if (!exit_route_check_unpublished(r, name, errp) ||
+        !visit_type_uint32(v, name, &value, errp)) {
+        return;
+    }
+    r->timeout_ms = value;
+}
+
+static bool exit_route_get_posted(Object *obj, Error **errp)
+{
+    return EXIT_ROUTE(obj)->posted_writes;
+}
+
+static void exit_route_set_posted(Object *obj, bool value, Error **errp)
+{
+    ExitRoute *r = EXIT_ROUTE(obj);
+
+    if (exit_route_check_unpublished(r, "posted-writes", errp)) {
+        r->posted_writes = value;
+    }
+}
+
 /*
  * Writes to ignore need no answer: under KVM they need not leave the
  * kernel.  Installed after the route is in the table, so that until then
@@ -1060,11 +1173,27 @@ static void exit_route_complete(UserCreatable *uc, Error **errp)
                    id, r->q_inlinename);
         return;
     }
+    if (r->handler == EXIT_ROUTE_HANDLER_EXTERNAL) {
+        exit_handler_pool_free(r->pool);
+        r->pool = exit_handler_pool_new(id, r->handlers, r->policy,
+                                        r->fallback, r->timeout_ms,
+                                        r->posted_writes, errp);
+        if (!r->pool) {
+            return;
+        }
+    } else if (r->handlers) {
+        error_setg(errp, "exit route '%s': handlers=%s needs "
+                   "handler=external", id, r->handlers->value);
+        return;
+    }
     if (!exit_router_publish(exit_router.routes, r, NULL, errp)) {
         return;
     }
     g_ptr_array_add(exit_router.routes, r);
     r->published = true;
+    if (r->pool) {
+        exit_handler_pool_set_published(r->pool, true);
+    }
     exit_route_try_noexit(r);
     qapi_event_send_exit_route_changed(id, true);
 }
@@ -1101,6 +1230,10 @@ static void exit_route_unparent(Object *obj)
         }
         g_ptr_array_remove(exit_router.routes, r);
         r->published = false;
+        if (r->pool) {
+            /* Its handlers may go; a late reader finds them down. */
+            exit_handler_pool_set_published(r->pool, false);
+        }
     }
 }
 
@@ -1113,6 +1246,9 @@ static void exit_route_instance_init(Object *obj)
     r->spec.size_mask = EXIT_SIZE_ANY;
     r->size = 1;
     r->handler = EXIT_ROUTE_HANDLER_DEVICE;
+    r->policy = EXIT_ROUTE_POLICY_FIRST;
+    r->fallback = EXIT_ROUTE_FALLBACK_DEVICE;
+    r->timeout_ms = 1000;
     exit_stats_init(&r->stats);
 }
 
@@ -1121,6 +1257,8 @@ static void exit_route_instance_finalize(Object *obj)
     ExitRoute *r = EXIT_ROUTE(obj);
 
     exit_stats_destroy(&r->stats);
+    exit_handler_pool_free(r->pool);
+    qapi_free_strList(r->handlers);
     g_free(r->q_inlinename);
     g_free(r->id);
 }
@@ -1160,6 +1298,23 @@ static void exit_route_class_init(ObjectClass *oc, void *data)
                                    exit_route_set_handler);
     object_class_property_add_str(oc, "inline", exit_route_get_inline,
                                   exit_route_set_inline);
+    object_class_property_add(oc, "handlers", "strList",
+                              exit_route_get_handlers,
+                              exit_route_set_handlers, NULL, NULL);
+    object_class_property_add_enum(oc, "policy", "ExitRoutePolicy",
+                                   &ExitRoutePolicy_lookup,
+                                   exit_route_get_policy,
+                                   exit_route_set_policy);
+    object_class_property_add_enum(oc, "fallback", "ExitRouteFallback",
+                                   &ExitRouteFallback_lookup,
+                                   exit_route_get_fallback,
+                                   exit_route_set_fallback);
+    object_class_property_add(oc, "timeout-ms", "uint32",
+                              exit_route_get_timeout,
+                              exit_route_set_timeout, NULL, NULL);
+    object_class_property_add_bool(oc, "posted-writes",
+                                   exit_route_get_posted,
+                                   exit_route_set_posted);
 }
 
 static const TypeInfo exit_route_info = {
@@ -1241,6 +1396,9 @@ ExitRouteInfoList *qmp_query_exit_routes(Error **errp)
         info->handler = r->handler;
         info->q_inline = g_strdup(r->q_inlinename);
         info->no_exit = r->noexit != NULL;
+        if (r->pool) {
+            exit_handler_pool_info(r->pool, info);
+        }
         QAPI_LIST_APPEND(tail, info);
     }
     return head;
@@ -1281,10 +1439,14 @@ ExitRouteStatsList *qmp_query_exit_stats(Error **errp)
     for (i = 0; i < exit_router.routes->len; i++) {
         ExitRoute *r = g_ptr_array_index(exit_router.routes, i);
 
+        ExitRouteStats *info;
+
         exit_route_collect_noexit(r);
-        QAPI_LIST_APPEND(tail, exit_route_stats_info(
-                             r->id,
-                             &r->stats));
+        info = exit_route_stats_info(r->id, &r->stats);
+        if (r->pool) {
+            exit_handler_pool_stats(r->pool, info);
+        }
+        QAPI_LIST_APPEND(tail, info);
     }
     QAPI_LIST_APPEND(tail, exit_route_stats_info("unrouted-pio",
                                                  &exit_router.unrouted_pio));

@@ -1,0 +1,1085 @@
+/*
+ * qemu-tiers exit router: external handler processes.
+ *
+ * An exit-handler object owns one connection at a time to a handler
+ * process, through a socket chardev.  On every connection QEMU creates
+ * a fresh request ring (a sealed memfd) and two eventfd doorbells and
+ * sends them in its HELLO; the handler is "up" once its HELLO_REPLY is
+ * valid.  vCPUs then post requests into the ring and, for reads and
+ * synchronous writes, wait for the reply: spinning up to poll-us, then
+ * sleeping on the call doorbell and the socket (whose hang-up means
+ * the handler died), never longer than the route's timeout.
+ *
+ * Failure: a handler that dies, times out or replies malformed data is
+ * marked down by whoever sees it first (a vCPU or the main loop);
+ * EXIT_HANDLER_DOWN is sent from the main loop and the connection is
+ * dropped, so that a restarted handler comes back through the
+ * chardev's reconnection with a clean ring (EXIT_HANDLER_UP).  The
+ * access fails over to the next handler of its route's pool, or to the
+ * route's fallback.  Nothing read from the ring or the socket is
+ * trusted: every field is read once and checked.
+ *
+ * Locking (docs/locking.rst):
+ *  - ExitHandler.lock: the connection (ExitHandler.conn) and the
+ *    producer side of its ring.  Taken by any thread that sends a
+ *    request (vCPUs without the BQL; qtest with it) and by the main
+ *    loop (with the BQL) to install or tear down a connection.  Order:
+ *    BQL -> ExitHandler.lock.  Never held while taking the BQL.
+ *  - ExitHandler.up and the counters: atomics.
+ *  - Everything else in ExitHandler (chardev, handshake, event rate
+ *    limit): BQL.
+ *  - ExitHandlerPool: immutable once its route is published, except its
+ *    atomic counters and least-loaded choice.
+ *
+ * Copyright (c) 2026 qemu-tiers contributors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include "qapi/error.h"
+#include "qapi/qapi-events-exit-route.h"
+#include "qapi/visitor.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+#include "qemu/host-utils.h"
+#include "qemu/log.h"
+#include "qemu/main-loop.h"
+#include "qemu/memfd.h"
+#include "qemu/thread.h"
+#include "qemu/timer.h"
+#include "qom/object_interfaces.h"
+#include "chardev/char-fe.h"
+#include "chardev/char-socket.h"
+#include "io/channel-socket.h"
+#include "hw/boards.h"
+#include "system/system.h"
+#include "accel/route/exit-handler-proto.h"
+#include "accel/route/external.h"
+#include "trace.h"
+
+#define TYPE_EXIT_HANDLER "exit-handler"
+OBJECT_DECLARE_SIMPLE_TYPE(ExitHandler, EXIT_HANDLER)
+
+#define EXIT_HANDLER_RING_SLOTS_DEFAULT 64
+#define EXIT_HANDLER_POLL_US_MAX        10000
+#define EXIT_HANDLER_WAIT_SLICE_NS      (50 * SCALE_MS)
+#define EXIT_POOL_PROBE_PERIOD          64
+/* Events per handler: a burst of this many, refilled at this rate. */
+#define EXIT_HANDLER_EVENT_BURST        20
+#define EXIT_HANDLER_EVENTS_PER_SEC     10
+
+/* One connection: its ring and doorbells.  Owned by ExitHandler.lock. */
+typedef struct ExitHandlerConn {
+    ExitRingHdr *hdr;
+    ExitRingSlot *slots;
+    uint32_t nslots;
+    uint32_t ring_bytes;
+    int ring_fd;
+    int kick_fd;                /* QEMU -> handler */
+    int call_fd;                /* handler -> QEMU */
+    int peer_fd;                /* a dup of the socket: its hang-up */
+    uint64_t features;          /* accepted in HELLO_REPLY */
+    uint64_t next;              /* requests posted so far */
+    uint64_t posted_end;        /* next after the last posted write, 0: none */
+} ExitHandlerConn;
+
+struct ExitHandler {
+    Object parent_obj;
+
+    /* Configuration: properties, fixed at complete. */
+    char *chardev;
+    uint32_t ring_slots;
+    uint32_t poll_us;
+    char *id;
+
+    /* BQL */
+    CharBackend chr;
+    bool chr_attached;
+    bool completed;
+    ExitHandlerConn *pending;   /* sent HELLO, waiting for the reply */
+    uint8_t rx[sizeof(ExitHandlerMsgHdr) + EXIT_HANDLER_MSG_MAX];
+    uint32_t rx_len;
+    char *peer_name;
+    unsigned route_refs;        /* published routes naming it */
+    double ev_tokens;
+    int64_t ev_stamp_ns;
+    uint64_t events_suppressed;
+    Notifier machine_done;
+
+    /* The connection in use: see the locking rules above. */
+    QemuMutex lock;
+    ExitHandlerConn *conn;
+
+    /* Atomics */
+    bool up;
+    uint32_t down_reason;       /* ExitHandlerDownReason, for the BH */
+    uint32_t depth;             /* requests posted and not completed */
+    uint64_t requests, posted, unhandled, failures;
+    uint64_t down_count, up_count;
+    uint64_t service_ns;        /* moving average, synchronous requests */
+};
+
+struct ExitHandlerPool {
+    char *route_id;
+    ExitHandler **h;            /* referenced */
+    unsigned n;
+    ExitRoutePolicy policy;
+    ExitRouteFallback fallback;
+    uint32_t timeout_ms;
+    bool posted_writes;
+    bool in_table;
+
+    /* Atomics */
+    uint32_t rr;                /* round-robin and probe counter */
+    uint32_t current;           /* least-loaded: the sticky choice */
+    uint64_t fallbacks;
+};
+
+typedef enum ExitHandlerResult {
+    EXIT_HANDLER_RESULT_DONE,
+    EXIT_HANDLER_RESULT_UNHANDLED,
+    EXIT_HANDLER_RESULT_FAILED,
+} ExitHandlerResult;
+
+static void exit_handler_conn_free(ExitHandlerConn *c)
+{
+    if (!c) {
+        return;
+    }
+    if (c->hdr) {
+        munmap(c->hdr, c->ring_bytes);
+    }
+    if (c->ring_fd >= 0) {
+        close(c->ring_fd);
+    }
+    if (c->kick_fd >= 0) {
+        close(c->kick_fd);
+    }
+    if (c->call_fd >= 0) {
+        close(c->call_fd);
+    }
+    if (c->peer_fd >= 0) {
+        close(c->peer_fd);
+    }
+    g_free(c);
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+/*
+ * May another DOWN/UP event of @h go out now?  A token bucket, so that
+ * a handler that flaps cannot flood the monitors.  BQL.
+ */
+static bool exit_handler_event_allowed(ExitHandler *h)
+{
+    int64_t now = get_clock();
+
+    h->ev_tokens += (double)(now - h->ev_stamp_ns) *
+                    EXIT_HANDLER_EVENTS_PER_SEC / NANOSECONDS_PER_SECOND;
+    h->ev_tokens = MIN(h->ev_tokens, EXIT_HANDLER_EVENT_BURST);
+    h->ev_stamp_ns = now;
+    if (h->ev_tokens < 1) {
+        h->events_suppressed++;
+        return false;
+    }
+    h->ev_tokens -= 1;
+    return true;
+}
+
+static void exit_handler_send_down(ExitHandler *h, ExitHandlerDownReason why)
+{
+    trace_exit_handler_down(h->id, ExitHandlerDownReason_str(why));
+    if (exit_handler_event_allowed(h)) {
+        qapi_event_send_exit_handler_down(h->id, why,
+                                          qatomic_read(&h->down_count));
+    }
+}
+
+/* The main loop's half of marking a handler down (from a vCPU). */
+static void exit_handler_down_bh(void *opaque)
+{
+    ExitHandler *h = opaque;
+
+    exit_handler_send_down(h, qatomic_read(&h->down_reason));
+    /* Drop the connection: a live handler gets a fresh one. */
+    if (h->chr_attached) {
+        qemu_chr_fe_disconnect(&h->chr);
+    }
+    object_unref(OBJECT(h));
+}
+
+/*
+ * Marks @h down if it is up.  Any thread; the event and the disconnect
+ * happen in the main loop.
+ */
+static void exit_handler_mark_down(ExitHandler *h, ExitHandlerDownReason why)
+{
+    if (!qatomic_xchg(&h->up, false)) {
+        return;
+    }
+    qatomic_inc(&h->down_count);
+    qatomic_set(&h->down_reason, why);
+    object_ref(OBJECT(h));
+    aio_bh_schedule_oneshot(qemu_get_aio_context(), exit_handler_down_bh, h);
+}
+
+/* The same from the main loop: the event goes out now.  BQL. */
+static void exit_handler_mark_down_now(ExitHandler *h,
+                                       ExitHandlerDownReason why)
+{
+    if (!qatomic_xchg(&h->up, false)) {
+        return;
+    }
+    qatomic_inc(&h->down_count);
+    exit_handler_send_down(h, why);
+}
+
+/* ---- requests (any thread) ---------------------------------------------- */
+
+static void exit_handler_kick(ExitHandlerConn *c)
+{
+    uint64_t one = 1;
+
+    /* The post is visible before we look at the sleeping flag. */
+    smp_mb();
+    if (qatomic_read(&c->hdr->handler_sleeping)) {
+        if (write(c->kick_fd, &one, sizeof(one)) < 0) {
+            /* Full counter or gone: the reply wait notices. */
+        }
+    }
+}
+
+/*
+ * Waits until @slot is DONE.  Returns -1 on success, or why the handler
+ * is to be marked down.  Called with h->lock held.
+ */
+static int exit_handler_wait(ExitHandler *h, ExitHandlerConn *c,
+                             ExitRingSlot *slot, int64_t deadline)
+{
+    int64_t spin_end = get_clock() + (int64_t)h->poll_us * SCALE_US;
+    int ret = -1;
+
+    while (qatomic_load_acquire(&slot->state) != EXIT_SLOT_DONE) {
+        int64_t now = get_clock(), slice;
+        struct pollfd pfd[2];
+        struct timespec ts;
+        uint64_t cnt;
+
+        if (now < spin_end) {
+            cpu_relax();
+            continue;
+        }
+        qatomic_set(&c->hdr->qemu_waiting, 1);
+        smp_mb();
+        if (qatomic_load_acquire(&slot->state) == EXIT_SLOT_DONE) {
+            break;
+        }
+        if (!qatomic_read(&h->up)) {
+            /* Marked down meanwhile (by the main loop): give up now. */
+            ret = EXIT_HANDLER_DOWN_REASON_DISCONNECTED;
+            break;
+        }
+        if (now >= deadline) {
+            ret = EXIT_HANDLER_DOWN_REASON_TIMEOUT;
+            break;
+        }
+        slice = MIN(deadline - now, EXIT_HANDLER_WAIT_SLICE_NS);
+        ts.tv_sec = slice / NANOSECONDS_PER_SECOND;
+        ts.tv_nsec = slice % NANOSECONDS_PER_SECOND;
+        pfd[0] = (struct pollfd) { .fd = c->call_fd, .events = POLLIN };
+        pfd[1] = (struct pollfd) { .fd = c->peer_fd, .events = POLLRDHUP };
+        if (ppoll(pfd, 2, &ts, NULL) < 0 && errno != EINTR) {
+            ret = EXIT_HANDLER_DOWN_REASON_DISCONNECTED;
+            break;
+        }
+        if (pfd[1].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) {
+            /* The process is gone; unless it answered just before. */
+            if (qatomic_load_acquire(&slot->state) != EXIT_SLOT_DONE) {
+                ret = EXIT_HANDLER_DOWN_REASON_DISCONNECTED;
+            }
+            break;
+        }
+        if (pfd[0].revents & POLLIN) {
+            /* Non-blocking; only clears the doorbell. */
+            if (read(c->call_fd, &cnt, sizeof(cnt)) < 0) {
+                /* EAGAIN: someone else's wake-up, harmless */
+            }
+        }
+    }
+    qatomic_set(&c->hdr->qemu_waiting, 0);
+    return ret;
+}
+
+static void exit_handler_update_depth(ExitHandler *h, ExitHandlerConn *c)
+{
+    uint64_t done = qatomic_read(&c->hdr->completed);
+
+    /* @completed is the handler's word: clamp it to what is possible. */
+    qatomic_set(&h->depth, done > c->next ? 0 :
+                MIN(c->next - done, c->nslots));
+}
+
+/*
+ * Sends one access to @h: posted (returns once it is in the ring) or
+ * synchronous.  Fails, marking @h down, if the handler dies, does not
+ * answer before @deadline or replies malformed data.
+ */
+static ExitHandlerResult exit_handler_request(ExitHandler *h,
+                                              const ExitAccess *a, bool post,
+                                              int64_t deadline,
+                                              uint64_t *data)
+{
+    ExitHandlerResult res = EXIT_HANDLER_RESULT_FAILED;
+    ExitHandlerConn *c;
+    ExitRingSlot *slot;
+    uint32_t seq, reply_seq, status;
+    uint64_t val;
+    int64_t t0, ns;
+    int why;
+
+    QEMU_LOCK_GUARD(&h->lock);
+    c = h->conn;
+    if (!c || !qatomic_read(&h->up)) {
+        return EXIT_HANDLER_RESULT_FAILED;
+    }
+    slot = &c->slots[c->next & (c->nslots - 1)];
+    if (qatomic_load_acquire(&slot->state) == EXIT_SLOT_POSTED) {
+        /*
+         * The ring is full: this slot still holds a write posted one lap
+         * ago.  Wait for it, and do not post this one.
+         */
+        post = false;
+        why = exit_handler_wait(h, c, slot, deadline);
+        if (why >= 0) {
+            goto fail;
+        }
+    }
+    post = post && a->is_write && (c->features & EXIT_HANDLER_F_POSTED_WRITES);
+    seq = (uint32_t)c->next;
+    qatomic_set(&slot->seq, seq);
+    qatomic_set(&slot->event, a->type == EXIT_EVENT_PIO ? EXIT_HANDLER_EV_PIO :
+                a->type == EXIT_EVENT_MMIO ? EXIT_HANDLER_EV_MMIO :
+                EXIT_HANDLER_EV_MSR);
+    qatomic_set(&slot->size, a->size);
+    qatomic_set(&slot->flags, (a->is_write ? EXIT_SLOT_F_WRITE : 0) |
+                (post ? EXIT_SLOT_F_POSTED : 0));
+    qatomic_set(&slot->addr, a->addr);
+    qatomic_set(&slot->data, a->is_write ? a->data : 0);
+    qatomic_set(&slot->reply_seq, ~seq);
+    qatomic_set(&slot->status, UINT32_MAX);
+    qatomic_store_release(&slot->state, EXIT_SLOT_POSTED);
+    c->next++;
+    qatomic_set(&c->hdr->posted, c->next);
+    t0 = get_clock();
+    exit_handler_kick(c);
+    trace_exit_handler_request(h->id, seq, a->addr, a->size, a->is_write,
+                               post);
+
+    if (post) {
+        c->posted_end = c->next;
+        qatomic_inc(&h->posted);
+        qatomic_inc(&h->requests);
+        exit_handler_update_depth(h, c);
+        return EXIT_HANDLER_RESULT_DONE;
+    }
+    why = exit_handler_wait(h, c, slot, deadline);
+    if (why >= 0) {
+        goto fail;
+    }
+    /* Read each field once; the handler may still be writing them. */
+    reply_seq = qatomic_read(&slot->reply_seq);
+    status = qatomic_read(&slot->status);
+    val = qatomic_read(&slot->data);
+    qatomic_store_release(&slot->state, EXIT_SLOT_FREE);
+    if (reply_seq != seq || status > EXIT_SLOT_UNHANDLED) {
+        qemu_log_mask(LOG_GUEST_ERROR, "exit-handler '%s': malformed reply "
+                      "to request %u (reply to %u, status %u)\n", h->id, seq,
+                      reply_seq, status);
+        why = EXIT_HANDLER_DOWN_REASON_PROTOCOL_ERROR;
+        goto fail;
+    }
+    /* In order: everything posted before this one is done too. */
+    c->posted_end = 0;
+    exit_handler_update_depth(h, c);
+    ns = get_clock() - t0;
+    /* A moving average over about 8 requests. */
+    qatomic_set(&h->service_ns, (qatomic_read(&h->service_ns) * 7 + ns) / 8);
+    if (status == EXIT_SLOT_UNHANDLED) {
+        qatomic_inc(&h->unhandled);
+        return EXIT_HANDLER_RESULT_UNHANDLED;
+    }
+    qatomic_inc(&h->requests);
+    *data = a->size >= 8 ? val : val & MAKE_64BIT_MASK(0, a->size * 8);
+    res = EXIT_HANDLER_RESULT_DONE;
+    return res;
+
+fail:
+    qatomic_inc(&h->failures);
+    trace_exit_handler_fail(h->id, ExitHandlerDownReason_str(why));
+    exit_handler_mark_down(h, why);
+    return EXIT_HANDLER_RESULT_FAILED;
+}
+
+/*
+ * Waits until the writes posted to @h are done: a read of a route must
+ * not pass them.  Marks @h down if they do not complete in time.
+ */
+static void exit_handler_flush(ExitHandler *h, int64_t deadline)
+{
+    ExitHandlerConn *c;
+    int why = -1;
+
+    qemu_mutex_lock(&h->lock);
+    c = h->conn;
+    if (c && c->posted_end) {
+        why = exit_handler_wait(h, c, &c->slots[(c->posted_end - 1) &
+                                                (c->nslots - 1)], deadline);
+        if (why < 0) {
+            c->posted_end = 0;
+            exit_handler_update_depth(h, c);
+        }
+    }
+    qemu_mutex_unlock(&h->lock);
+    if (why >= 0) {
+        qatomic_inc(&h->failures);
+        exit_handler_mark_down(h, why);
+    }
+}
+
+/* ---- pools -------------------------------------------------------------- */
+
+/* Load of a handler for least-loaded: lower is better. */
+static uint64_t exit_handler_load(ExitHandler *h)
+{
+    if (!qatomic_read(&h->up)) {
+        return UINT64_MAX;
+    }
+    return (qatomic_read(&h->service_ns) + 1) *
+           (1 + (uint64_t)qatomic_read(&h->depth));
+}
+
+/* The index of the handler to try first for this access. */
+static unsigned exit_handler_pool_pick(ExitHandlerPool *p)
+{
+    unsigned cur, best, i, tick;
+    uint64_t best_load, cur_load;
+
+    switch (p->policy) {
+    case EXIT_ROUTE_POLICY_ROUND_ROBIN:
+        return qatomic_fetch_inc(&p->rr) % p->n;
+    case EXIT_ROUTE_POLICY_LEAST_LOADED:
+        break;
+    case EXIT_ROUTE_POLICY_FIRST:
+    default:
+        return 0;
+    }
+    if (p->n == 1) {
+        return 0;
+    }
+    cur = qatomic_read(&p->current) % p->n;
+    tick = qatomic_fetch_inc(&p->rr);
+    if (tick % EXIT_POOL_PROBE_PERIOD == EXIT_POOL_PROBE_PERIOD - 1) {
+        /* Probe another handler now and then: its figures age. */
+        return (cur + 1 + (tick / EXIT_POOL_PROBE_PERIOD) % (p->n - 1)) %
+               p->n;
+    }
+    best = cur;
+    best_load = cur_load = exit_handler_load(p->h[cur]);
+    for (i = 0; i < p->n; i++) {
+        uint64_t l = exit_handler_load(p->h[i]);
+
+        if (l < best_load) {
+            best = i;
+            best_load = l;
+        }
+    }
+    /* Hysteresis: move only to a clearly (25%) less loaded handler. */
+    if (best != cur && (cur_load == UINT64_MAX ||
+                        best_load < cur_load - cur_load / 4)) {
+        qatomic_set(&p->current, best);
+        trace_exit_handler_pool_move(p->route_id, p->h[cur]->id, cur_load,
+                                     p->h[best]->id, best_load);
+        cur = best;
+    }
+    return cur;
+}
+
+bool exit_handler_pool_access(ExitHandlerPool *p, const ExitAccess *a,
+                              uint64_t *data)
+{
+    /* One timeout for the whole access, failovers included. */
+    int64_t deadline = get_clock() + (int64_t)p->timeout_ms * SCALE_MS;
+    unsigned first = exit_handler_pool_pick(p), i;
+
+    for (i = 0; i < p->n && get_clock() < deadline; i++) {
+        ExitHandler *h = p->h[(first + i) % p->n];
+        ExitHandlerResult res;
+        unsigned j;
+
+        if (!qatomic_read(&h->up)) {
+            continue;
+        }
+        if (p->posted_writes && !a->is_write) {
+            /* Each ring is in order; the other rings must drain. */
+            for (j = 0; j < p->n; j++) {
+                if (p->h[j] != h) {
+                    exit_handler_flush(p->h[j], deadline);
+                }
+            }
+        }
+        res = exit_handler_request(h, a, p->posted_writes, deadline, data);
+        if (res == EXIT_HANDLER_RESULT_DONE) {
+            return true;
+        }
+        if (res == EXIT_HANDLER_RESULT_UNHANDLED) {
+            break;
+        }
+    }
+    qatomic_inc(&p->fallbacks);
+    return false;
+}
+
+ExitRouteFallback exit_handler_pool_fallback(const ExitHandlerPool *p)
+{
+    return p->fallback;
+}
+
+ExitHandlerPool *exit_handler_pool_new(const char *route_id,
+                                       const strList *names,
+                                       ExitRoutePolicy policy,
+                                       ExitRouteFallback fallback,
+                                       uint32_t timeout_ms,
+                                       bool posted_writes, Error **errp)
+{
+    g_autoptr(GPtrArray) hs = g_ptr_array_new();
+    ExitHandlerPool *p;
+    const strList *l;
+
+    if (!names) {
+        error_setg(errp, "exit route '%s': handler=external needs "
+                   "handlers=ID[,...] (exit-handler objects)", route_id);
+        return NULL;
+    }
+    if (timeout_ms < 1 || timeout_ms > 60000) {
+        error_setg(errp, "exit route '%s': timeout-ms=%" PRIu32 " is out of "
+                   "range (1 to 60000)", route_id, timeout_ms);
+        return NULL;
+    }
+    for (l = names; l; l = l->next) {
+        Object *o = object_resolve_path_component(object_get_objects_root(),
+                                                  l->value);
+        ExitHandler *h = o ? (ExitHandler *)object_dynamic_cast(
+                                 o, TYPE_EXIT_HANDLER) : NULL;
+        guint k;
+
+        if (!h || !h->completed) {
+            error_setg(errp, "exit route '%s': no exit-handler '%s'",
+                       route_id, l->value);
+            return NULL;
+        }
+        for (k = 0; k < hs->len; k++) {
+            if (g_ptr_array_index(hs, k) == h) {
+                error_setg(errp, "exit route '%s': exit-handler '%s' is "
+                           "listed twice", route_id, l->value);
+                return NULL;
+            }
+        }
+        g_ptr_array_add(hs, h);
+    }
+    p = g_new0(ExitHandlerPool, 1);
+    p->route_id = g_strdup(route_id);
+    p->n = hs->len;
+    p->h = g_new(ExitHandler *, p->n);
+    for (unsigned i = 0; i < p->n; i++) {
+        p->h[i] = g_ptr_array_index(hs, i);
+        object_ref(OBJECT(p->h[i]));
+    }
+    p->policy = policy;
+    p->fallback = fallback;
+    p->timeout_ms = timeout_ms;
+    p->posted_writes = posted_writes;
+    return p;
+}
+
+void exit_handler_pool_set_published(ExitHandlerPool *p, bool in_table)
+{
+    unsigned i;
+
+    if (p->in_table == in_table) {
+        return;
+    }
+    p->in_table = in_table;
+    for (i = 0; i < p->n; i++) {
+        p->h[i]->route_refs += in_table ? 1 : -1;
+    }
+}
+
+void exit_handler_pool_free(ExitHandlerPool *p)
+{
+    unsigned i;
+
+    if (!p) {
+        return;
+    }
+    exit_handler_pool_set_published(p, false);
+    for (i = 0; i < p->n; i++) {
+        object_unref(OBJECT(p->h[i]));
+    }
+    g_free(p->h);
+    g_free(p->route_id);
+    g_free(p);
+}
+
+void exit_handler_pool_info(const ExitHandlerPool *p, ExitRouteInfo *info)
+{
+    strList **tail = &info->handlers;
+    unsigned i;
+
+    for (i = 0; i < p->n; i++) {
+        QAPI_LIST_APPEND(tail, g_strdup(p->h[i]->id));
+    }
+    info->has_handlers = true;
+    info->has_policy = info->has_fallback = true;
+    info->has_timeout_ms = info->has_posted_writes = true;
+    info->policy = p->policy;
+    info->fallback = p->fallback;
+    info->timeout_ms = p->timeout_ms;
+    info->posted_writes = p->posted_writes;
+}
+
+void exit_handler_pool_stats(const ExitHandlerPool *p, ExitRouteStats *stats)
+{
+    ExitHandlerLoadList **tail = &stats->handlers;
+    unsigned i;
+
+    stats->has_fallbacks = stats->has_handlers = true;
+    stats->fallbacks = qatomic_read(&p->fallbacks);
+    for (i = 0; i < p->n; i++) {
+        ExitHandler *h = p->h[i];
+        ExitHandlerLoad *l = g_new0(ExitHandlerLoad, 1);
+
+        l->id = g_strdup(h->id);
+        l->up = qatomic_read(&h->up);
+        l->name = g_strdup(h->peer_name);
+        l->requests = qatomic_read(&h->requests);
+        l->posted = qatomic_read(&h->posted);
+        l->unhandled = qatomic_read(&h->unhandled);
+        l->failures = qatomic_read(&h->failures);
+        l->down_count = qatomic_read(&h->down_count);
+        l->queue_depth = l->up ? qatomic_read(&h->depth) : 0;
+        l->service_ns = qatomic_read(&h->service_ns);
+        l->events_suppressed = h->events_suppressed;
+        QAPI_LIST_APPEND(tail, l);
+    }
+}
+
+/* ---- the connection (main loop, BQL) ------------------------------------ */
+
+/* Tears down the connection in use and any handshake.  BQL. */
+static void exit_handler_drop_conn(ExitHandler *h)
+{
+    ExitHandlerConn *c;
+
+    exit_handler_conn_free(h->pending);
+    h->pending = NULL;
+    h->rx_len = 0;
+    /* A vCPU inside a request finishes it (or times out) first. */
+    qemu_mutex_lock(&h->lock);
+    c = h->conn;
+    h->conn = NULL;
+    qatomic_set(&h->depth, 0);
+    qemu_mutex_unlock(&h->lock);
+    exit_handler_conn_free(c);
+}
+
+/* A new connection: a fresh ring and doorbells, sent with HELLO.  BQL. */
+static void exit_handler_opened(ExitHandler *h)
+{
+    Chardev *chr = qemu_chr_fe_get_driver(&h->chr);
+    SocketChardev *s = (SocketChardev *)object_dynamic_cast(
+        OBJECT(chr), TYPE_CHARDEV_SOCKET);
+    struct {
+        ExitHandlerMsgHdr hdr;
+        ExitHandlerHello hello;
+    } QEMU_PACKED msg = {
+        .hdr = { .type = EXIT_HANDLER_MSG_HELLO,
+                 .size = sizeof(ExitHandlerHello) },
+        .hello = {
+            .magic = EXIT_HANDLER_MAGIC,
+            .version = EXIT_HANDLER_VERSION,
+            .features = EXIT_HANDLER_F_POSTED_WRITES |
+                        (h->poll_us ? EXIT_HANDLER_F_POLL : 0),
+            .ring_slots = h->ring_slots,
+            .ring_bytes = exit_ring_bytes(h->ring_slots),
+            .poll_us = h->poll_us,
+        },
+    };
+    Error *err = NULL;
+    ExitHandlerConn *c;
+    int fds[3];
+
+    exit_handler_drop_conn(h);
+    c = g_new0(ExitHandlerConn, 1);
+    c->ring_fd = c->kick_fd = c->call_fd = c->peer_fd = -1;
+    c->nslots = h->ring_slots;
+    c->ring_bytes = exit_ring_bytes(c->nslots);
+    if (!s || !s->sioc) {
+        error_report("exit-handler '%s': chardev '%s' has no socket",
+                     h->id, h->chardev);
+        goto fail;
+    }
+    /* Sealed: a handler cannot shrink the ring under QEMU (SIGBUS). */
+    c->ring_fd = qemu_memfd_create("qemu-tiers-exit-ring", c->ring_bytes,
+                                   false, 0, F_SEAL_GROW | F_SEAL_SHRINK |
+                                   F_SEAL_SEAL, &err);
+    if (c->ring_fd < 0) {
+        error_report_err(err);
+        goto fail;
+    }
+    c->hdr = mmap(NULL, c->ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED,
+                  c->ring_fd, 0);
+    if (c->hdr == MAP_FAILED) {
+        c->hdr = NULL;
+        error_report("exit-handler '%s': cannot map its ring: %s", h->id,
+                     strerror(errno));
+        goto fail;
+    }
+    c->slots = (ExitRingSlot *)((char *)c->hdr + EXIT_RING_HDR_BYTES);
+    c->hdr->magic = EXIT_HANDLER_MAGIC;
+    c->hdr->version = EXIT_HANDLER_VERSION;
+    c->hdr->slots = c->nslots;
+    c->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    c->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    c->peer_fd = dup(s->sioc->fd);
+    if (c->kick_fd < 0 || c->call_fd < 0 || c->peer_fd < 0) {
+        error_report("exit-handler '%s': cannot create its doorbells: %s",
+                     h->id, strerror(errno));
+        goto fail;
+    }
+    pstrcpy(msg.hello.handler_id, sizeof(msg.hello.handler_id), h->id);
+    fds[0] = c->ring_fd;
+    fds[1] = c->kick_fd;
+    fds[2] = c->call_fd;
+    h->pending = c;
+    if (qemu_chr_fe_set_msgfds(&h->chr, fds, 3) < 0 ||
+        qemu_chr_fe_write_all(&h->chr, (uint8_t *)&msg, sizeof(msg)) !=
+        sizeof(msg)) {
+        error_report("exit-handler '%s': cannot send HELLO", h->id);
+        h->pending = NULL;
+        goto fail;
+    }
+    trace_exit_handler_hello(h->id, c->nslots, h->poll_us);
+    return;
+
+fail:
+    exit_handler_conn_free(c);
+    qemu_chr_fe_disconnect(&h->chr);
+}
+
+/* A valid HELLO_REPLY: the handler is up.  BQL. */
+static void exit_handler_hello_reply(ExitHandler *h,
+                                     const ExitHandlerHelloReply *r)
+{
+    ExitHandlerConn *c = h->pending;
+    uint64_t offered = EXIT_HANDLER_F_POSTED_WRITES |
+                       (h->poll_us ? EXIT_HANDLER_F_POLL : 0);
+    char name[sizeof(r->name) + 1];
+
+    if (!c || r->magic != EXIT_HANDLER_MAGIC ||
+        r->version != EXIT_HANDLER_VERSION || (r->features & ~offered)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "exit-handler '%s': bad HELLO_REPLY "
+                      "(magic 0x%" PRIx32 ", version %" PRIu32 ", features "
+                      "0x%" PRIx64 ")\n", h->id, r->magic, r->version,
+                      r->features);
+        qemu_chr_fe_disconnect(&h->chr);
+        return;
+    }
+    memcpy(name, r->name, sizeof(r->name));
+    name[sizeof(r->name)] = 0;
+    c->features = r->features;
+    h->pending = NULL;
+    qemu_mutex_lock(&h->lock);
+    h->conn = c;
+    qemu_mutex_unlock(&h->lock);
+    g_free(h->peer_name);
+    h->peer_name = g_strdup(name);
+    qatomic_set(&h->service_ns, 0);
+    qatomic_set(&h->depth, 0);
+    qatomic_inc(&h->up_count);
+    qatomic_set(&h->up, true);
+    trace_exit_handler_up(h->id, name, c->features);
+    if (exit_handler_event_allowed(h)) {
+        qapi_event_send_exit_handler_up(h->id, name,
+                                        qatomic_read(&h->up_count));
+    }
+}
+
+static int exit_handler_chr_can_read(void *opaque)
+{
+    ExitHandler *h = opaque;
+
+    return sizeof(h->rx) - h->rx_len;
+}
+
+/* Bytes from the handler's socket: the handshake reply, or an error. */
+static void exit_handler_chr_read(void *opaque, const uint8_t *buf, int size)
+{
+    ExitHandler *h = opaque;
+    ExitHandlerMsgHdr hdr;
+    const void *payload = h->rx + sizeof(hdr);
+
+    size = MIN(size, (int)(sizeof(h->rx) - h->rx_len));
+    memcpy(h->rx + h->rx_len, buf, size);
+    h->rx_len += size;
+    if (h->rx_len < sizeof(hdr)) {
+        return;
+    }
+    memcpy(&hdr, h->rx, sizeof(hdr));
+    if (hdr.size > EXIT_HANDLER_MSG_MAX) {
+        goto bad;
+    }
+    if (h->rx_len < sizeof(hdr) + hdr.size) {
+        return;
+    }
+    if (hdr.type == EXIT_HANDLER_MSG_HELLO_REPLY &&
+        hdr.size == sizeof(ExitHandlerHelloReply) && h->pending) {
+        ExitHandlerHelloReply r;
+
+        memcpy(&r, payload, sizeof(r));
+        h->rx_len = 0;
+        exit_handler_hello_reply(h, &r);
+        return;
+    }
+    if (hdr.type == EXIT_HANDLER_MSG_ERROR &&
+        hdr.size == sizeof(ExitHandlerError)) {
+        ExitHandlerError e;
+
+        memcpy(&e, payload, sizeof(e));
+        e.text[sizeof(e.text) - 1] = 0;
+        error_report("exit-handler '%s': the handler reports error %" PRIu32
+                     ": %s", h->id, e.code, e.text);
+        h->rx_len = 0;
+        exit_handler_mark_down_now(h, EXIT_HANDLER_DOWN_REASON_PROTOCOL_ERROR);
+        qemu_chr_fe_disconnect(&h->chr);
+        return;
+    }
+bad:
+    qemu_log_mask(LOG_GUEST_ERROR, "exit-handler '%s': malformed message "
+                  "(type %" PRIu32 ", size %" PRIu32 ")\n", h->id, hdr.type,
+                  hdr.size);
+    h->rx_len = 0;
+    exit_handler_mark_down_now(h, EXIT_HANDLER_DOWN_REASON_PROTOCOL_ERROR);
+    qemu_chr_fe_disconnect(&h->chr);
+}
+
+static void exit_handler_chr_event(void *opaque, QEMUChrEvent event)
+{
+    ExitHandler *h = opaque;
+
+    switch (event) {
+    case CHR_EVENT_OPENED:
+        exit_handler_opened(h);
+        break;
+    case CHR_EVENT_CLOSED:
+        exit_handler_mark_down_now(h, EXIT_HANDLER_DOWN_REASON_DISCONNECTED);
+        exit_handler_drop_conn(h);
+        break;
+    default:
+        break;
+    }
+}
+
+static bool exit_handler_attach(ExitHandler *h, Error **errp)
+{
+    Chardev *chr = qemu_chr_find(h->chardev);
+
+    if (!chr) {
+        error_setg(errp, "exit-handler '%s': chardev '%s' not found", h->id,
+                   h->chardev);
+        return false;
+    }
+    if (!object_dynamic_cast(OBJECT(chr), TYPE_CHARDEV_SOCKET)) {
+        error_setg(errp, "exit-handler '%s': chardev '%s' is not a socket",
+                   h->id, h->chardev);
+        return false;
+    }
+    if (!qemu_chr_fe_init(&h->chr, chr, errp)) {
+        return false;
+    }
+    h->chr_attached = true;
+    qemu_chr_fe_set_handlers(&h->chr, exit_handler_chr_can_read,
+                             exit_handler_chr_read, exit_handler_chr_event,
+                             NULL, h, NULL, true);
+    return true;
+}
+
+/* -object exit-handler comes before -chardev: attach once both exist. */
+static void exit_handler_machine_done(Notifier *n, void *data)
+{
+    ExitHandler *h = container_of(n, ExitHandler, machine_done);
+    Error *err = NULL;
+
+    if (!h->chr_attached && !exit_handler_attach(h, &err)) {
+        error_report_err(err);
+        exit(1);
+    }
+}
+
+/* ---- the exit-handler object -------------------------------------------- */
+
+static void exit_handler_complete(UserCreatable *uc, Error **errp)
+{
+    ExitHandler *h = EXIT_HANDLER(uc);
+
+    g_free(h->id);
+    h->id = g_strdup(object_get_canonical_path_component(OBJECT(h)));
+    if (!h->chardev) {
+        error_setg(errp, "exit-handler '%s': needs chardev=ID (a socket "
+                   "chardev)", h->id);
+        return;
+    }
+    if (h->ring_slots < 2 || h->ring_slots > EXIT_RING_SLOTS_MAX ||
+        !is_power_of_2(h->ring_slots)) {
+        error_setg(errp, "exit-handler '%s': ring-slots=%" PRIu32 " must be "
+                   "a power of two from 2 to %d", h->id, h->ring_slots,
+                   EXIT_RING_SLOTS_MAX);
+        return;
+    }
+    if (h->poll_us > EXIT_HANDLER_POLL_US_MAX) {
+        error_setg(errp, "exit-handler '%s': poll-us=%" PRIu32 " is above "
+                   "%d", h->id, h->poll_us, EXIT_HANDLER_POLL_US_MAX);
+        return;
+    }
+    if (phase_check(PHASE_MACHINE_READY)) {
+        if (!exit_handler_attach(h, errp)) {
+            return;
+        }
+    } else {
+        /* Chardevs are created after -object's early objects. */
+        h->machine_done.notify = exit_handler_machine_done;
+        qemu_add_machine_init_done_notifier(&h->machine_done);
+    }
+    h->completed = true;
+}
+
+static bool exit_handler_can_be_deleted(UserCreatable *uc)
+{
+    return EXIT_HANDLER(uc)->route_refs == 0;
+}
+
+static void exit_handler_unparent(Object *obj)
+{
+    ExitHandler *h = EXIT_HANDLER(obj);
+
+    if (h->machine_done.notify) {
+        qemu_remove_machine_init_done_notifier(&h->machine_done);
+        h->machine_done.notify = NULL;
+    }
+    exit_handler_mark_down_now(h, EXIT_HANDLER_DOWN_REASON_DELETED);
+    if (h->chr_attached) {
+        qemu_chr_fe_deinit(&h->chr, false);
+        h->chr_attached = false;
+    }
+    exit_handler_drop_conn(h);
+}
+
+static char *exit_handler_get_chardev(Object *obj, Error **errp)
+{
+    return g_strdup(EXIT_HANDLER(obj)->chardev);
+}
+
+static void exit_handler_set_chardev(Object *obj, const char *value,
+                                     Error **errp)
+{
+    ExitHandler *h = EXIT_HANDLER(obj);
+
+    if (h->completed) {
+        error_setg(errp, "exit-handler '%s': chardev cannot change", h->id);
+        return;
+    }
+    g_free(h->chardev);
+    h->chardev = g_strdup(value);
+}
+
+static void exit_handler_get_u32(Object *obj, Visitor *v, const char *name,
+                                 void *opaque, Error **errp)
+{
+    uint32_t *field = (uint32_t *)((char *)obj + (uintptr_t)opaque);
+
+    visit_type_uint32(v, name, field, errp);
+}
+
+static void exit_handler_set_u32(Object *obj, Visitor *v, const char *name,
+                                 void *opaque, Error **errp)
+{
+    ExitHandler *h = EXIT_HANDLER(obj);
+    uint32_t *field = (uint32_t *)((char *)obj + (uintptr_t)opaque);
+
+    if (h->completed) {
+        error_setg(errp, "exit-handler '%s': %s cannot change", h->id, name);
+        return;
+    }
+    visit_type_uint32(v, name, field, errp);
+}
+
+static void exit_handler_instance_init(Object *obj)
+{
+    ExitHandler *h = EXIT_HANDLER(obj);
+
+    h->ring_slots = EXIT_HANDLER_RING_SLOTS_DEFAULT;
+    h->ev_tokens = EXIT_HANDLER_EVENT_BURST;
+    h->ev_stamp_ns = get_clock();
+    qemu_mutex_init(&h->lock);
+}
+
+static void exit_handler_instance_finalize(Object *obj)
+{
+    ExitHandler *h = EXIT_HANDLER(obj);
+
+    exit_handler_drop_conn(h);
+    qemu_mutex_destroy(&h->lock);
+    g_free(h->peer_name);
+    g_free(h->chardev);
+    g_free(h->id);
+}
+
+static void exit_handler_class_init(ObjectClass *oc, void *data)
+{
+    UserCreatableClass *ucc = USER_CREATABLE_CLASS(oc);
+
+    ucc->complete = exit_handler_complete;
+    ucc->can_be_deleted = exit_handler_can_be_deleted;
+    oc->unparent = exit_handler_unparent;
+    object_class_property_add_str(oc, "chardev", exit_handler_get_chardev,
+                                  exit_handler_set_chardev);
+    object_class_property_add(oc, "ring-slots", "uint32",
+                              exit_handler_get_u32, exit_handler_set_u32,
+                              NULL,
+                              (void *)offsetof(ExitHandler, ring_slots));
+    object_class_property_add(oc, "poll-us", "uint32",
+                              exit_handler_get_u32, exit_handler_set_u32,
+                              NULL, (void *)offsetof(ExitHandler, poll_us));
+}
+
+static const TypeInfo exit_handler_info = {
+    .name = TYPE_EXIT_HANDLER,
+    .parent = TYPE_OBJECT,
+    .instance_size = sizeof(ExitHandler),
+    .instance_init = exit_handler_instance_init,
+    .instance_finalize = exit_handler_instance_finalize,
+    .class_init = exit_handler_class_init,
+    .interfaces = (InterfaceInfo[]) {
+        { TYPE_USER_CREATABLE },
+        { }
+    },
+};
+
+static void exit_handler_register_types(void)
+{
+    type_register_static(&exit_handler_info);
+}
+
+type_init(exit_handler_register_types);

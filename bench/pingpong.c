@@ -1,0 +1,221 @@
+/*
+ * pingpong: the floor for an external exit handler's round trip.
+ *
+ * Two processes (fork).  Blocking mode: the parent writes eventfd A, the
+ * child, blocked in read(A), wakes and writes eventfd B, the parent
+ * reads B.  --spin: both sides spin on counters in shared memory
+ * instead (the floor with polling).  Reports the median of 5 batches of
+ * N round trips, in ns per round trip:
+ *
+ *     pingpong [--spin] [--pin] [N]      (N defaults to 200000)
+ *     pingpong blocking 12345.6 ns
+ *
+ * --pin pins the parent to CPU 0 and the child to CPU 1.  Unpinned, the
+ * scheduler may keep both on one CPU, which makes a blocking wake-up
+ * much cheaper than a cross-CPU one (under nested virtualization, about
+ * 4.5 us against 55 us on the 2-core development machine).
+ *
+ * Copyright (c) 2026 qemu-tiers contributors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#define BATCHES     5
+#define WARMUP      1000
+
+/* Two counters on separate cache lines (the mapping is page-aligned). */
+typedef struct Shared {
+    uint64_t ping;
+    uint8_t pad[56];
+    uint64_t pong;
+} Shared;
+
+/* PINGPONG_HAVE_PAUSE: set by meson.build on x86 hosts */
+static inline void cpu_relax(void)
+{
+#ifdef PINGPONG_HAVE_PAUSE
+    __builtin_ia32_pause();
+#else
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "pingpong: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static void pin(int cpu)
+{
+    cpu_set_t set;
+
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof(set), &set) < 0) {
+        fprintf(stderr, "pingpong: cannot pin to CPU %d: %s\n", cpu,
+                strerror(errno));
+    }
+}
+
+static void efd_write(int fd)
+{
+    uint64_t one = 1;
+
+    while (write(fd, &one, sizeof(one)) != sizeof(one)) {
+        if (errno != EINTR) {
+            die("eventfd write");
+        }
+    }
+}
+
+static void efd_read(int fd)
+{
+    uint64_t v;
+
+    while (read(fd, &v, sizeof(v)) != sizeof(v)) {
+        if (errno != EINTR) {
+            die("eventfd read");
+        }
+    }
+}
+
+static void spin_until(uint64_t *p, uint64_t v)
+{
+    while (__atomic_load_n(p, __ATOMIC_ACQUIRE) != v) {
+        cpu_relax();
+    }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+    bool spin = false, do_pin = false;
+    long n = 200000;
+    uint64_t total, seq = 0;
+    double ns[BATCHES];
+    Shared *sh = NULL;
+    int a = -1, b = -1, status;
+    pid_t pid;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--spin")) {
+            spin = true;
+        } else if (!strcmp(argv[i], "--pin")) {
+            do_pin = true;
+        } else {
+            const char *p = argv[i];
+
+            n = 0;
+            while (*p >= '0' && *p <= '9' && n < 1000000000) {
+                n = n * 10 + (*p++ - '0');
+            }
+            if (*p || n <= 0) {
+                fprintf(stderr,
+                        "usage: pingpong [--spin] [--pin] [N]\n");
+                return 2;
+            }
+        }
+    }
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+        do_pin = false;
+    }
+    total = WARMUP + (uint64_t)n * BATCHES;
+
+    if (spin) {
+        sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
+                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (sh == MAP_FAILED) {
+            die("mmap");
+        }
+    } else {
+        a = eventfd(0, 0);
+        b = eventfd(0, 0);
+        if (a < 0 || b < 0) {
+            die("eventfd");
+        }
+    }
+
+    pid = fork();
+    if (pid < 0) {
+        die("fork");
+    }
+    if (pid == 0) {
+        if (do_pin) {
+            pin(1);
+        }
+        for (uint64_t i = 1; i <= total; i++) {
+            if (spin) {
+                spin_until(&sh->ping, i);
+                __atomic_store_n(&sh->pong, i, __ATOMIC_RELEASE);
+            } else {
+                efd_read(a);
+                efd_write(b);
+            }
+        }
+        _exit(0);
+    }
+
+    if (do_pin) {
+        pin(0);
+    }
+    for (int batch = -1; batch < BATCHES; batch++) {
+        long count = batch < 0 ? WARMUP : n;
+        uint64_t t0 = now_ns();
+
+        for (long i = 0; i < count; i++) {
+            seq++;
+            if (spin) {
+                __atomic_store_n(&sh->ping, seq, __ATOMIC_RELEASE);
+                spin_until(&sh->pong, seq);
+            } else {
+                efd_write(a);
+                efd_read(b);
+            }
+        }
+        if (batch >= 0) {
+            ns[batch] = (double)(now_ns() - t0) / count;
+        }
+    }
+
+    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+        WEXITSTATUS(status)) {
+        fprintf(stderr, "pingpong: the child failed\n");
+        return 1;
+    }
+    qsort(ns, BATCHES, sizeof(ns[0]), cmp_double);
+    printf("pingpong %s %.1f ns\n", spin ? "spin" : "blocking",
+           ns[BATCHES / 2]);
+    return 0;
+}
