@@ -17,6 +17,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,8 +77,13 @@ def qemu_binary(which):
 
 
 def run_guest(which, guest, accel, smp, machine, n, only, timeout,
-              fork_args=()):
-    """Boot the bench guest once; return {workload: (median, min)}."""
+              fork_args=(), before_start=None, after_done=None):
+    """Boot the bench guest once; return {workload: (median, min)}.
+
+    before_start(qmp_path): the guest is started paused (-S) with a QMP
+    socket at qmp_path (one client at a time); this must 'cont' it.
+    after_done(): called after the guest's last result, before QEMU is
+    stopped."""
     cmd = [qemu_binary(which), "-machine", machine, "-accel", accel, "-smp", str(smp),
            "-m", "64", "-nodefaults", "-display", "none",
            "-serial", "stdio", "-no-reboot", "-kernel", guest,
@@ -86,12 +92,18 @@ def run_guest(which, guest, accel, smp, machine, n, only, timeout,
                                                          ",".join(only))]
     if which == "fork":
         cmd += list(fork_args)
+    qmp_dir = tempfile.TemporaryDirectory() if before_start else None
+    if qmp_dir:
+        qmp_path = os.path.join(qmp_dir.name, "qmp.sock")
+        cmd += ["-S", "-qmp", "unix:%s,server=on,wait=off" % qmp_path]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             text=True)
     results, lines, done = {}, [], False
     deadline = time.monotonic() + timeout
     try:
+        if qmp_dir:
+            before_start(qmp_path)
         for line in proc.stdout:
             line = line.strip()
             lines.append(line)
@@ -102,12 +114,16 @@ def run_guest(which, guest, accel, smp, machine, n, only, timeout,
                 sys.stderr.write("%s %s: %s\n" % (which, accel, line))
             if line == "BENCH-DONE":
                 done = True
+                if after_done:
+                    after_done()
                 break
             if time.monotonic() > deadline:
                 break
     finally:
         proc.kill()
         proc.wait()
+        if qmp_dir:
+            qmp_dir.cleanup()
     if not done:
         raise RuntimeError("%s %s smp%d %s: guest did not finish; output:\n%s"
                            % (which, accel, smp, machine,

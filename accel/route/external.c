@@ -269,7 +269,11 @@ static int exit_handler_wait(ExitHandler *h, ExitHandlerConn *c,
         uint64_t cnt;
 
         if (now < spin_end) {
-            cpu_relax();
+            /*
+             * No PAUSE here: under nested virtualization each one may be
+             * a pause-loop exit to the host, which made the polling
+             * round trip 3 us slower (bench/RESULTS.md).
+             */
             continue;
         }
         qatomic_set(&c->hdr->qemu_waiting, 1);

@@ -143,15 +143,6 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
 }
 
-/* EXIT_HANDLER_HAVE_PAUSE: set by meson.build on x86 hosts */
-static inline void cpu_relax(void)
-{
-#ifdef EXIT_HANDLER_HAVE_PAUSE
-    __builtin_ia32_pause();
-#else
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-#endif
-}
 
 /*
  * Waits until @fd has one of @events (returns 1), @timeout_ms passes
@@ -698,11 +689,14 @@ static int wait_work(ExitHandlerConn *c, ExitRingSlot *s)
         uint64_t end = now_ns() + (uint64_t)c->poll_us * 1000;
 
         do {
+            /*
+             * No PAUSE: under nested virtualization it may exit to the
+             * host (pause-loop exiting) and cost microseconds.
+             */
             for (int i = 0; i < 64; i++) {
                 if (slot_posted(s)) {
                     return WAIT_AGAIN;
                 }
-                cpu_relax();
             }
             if (stop_flag) {
                 return WAIT_STOPPED;
