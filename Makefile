@@ -3,7 +3,8 @@
 #   make run     set up the host, build the fork, boot the Debian guest
 #                (ACCEL=tcg|kvm, SMP=N, MACHINE=pc|q35)
 #   make check   set up, build fork + vanilla twin, run every test
-#   make bench   set up, build both, run bench/ (BENCH_REPS, BENCH_CONFIGS)
+#   make bench   set up, build both, run bench/ (BENCH_REPS, BENCH_CONFIGS;
+#                bench/external.py: external handlers)
 #   make build   build both QEMUs, the guest, the bench guest and the
 #                libvirt examples (build/libvirt/, docs/libvirt.rst)
 #   make clean   remove build/ and qemu/ (downloads are kept)
@@ -18,7 +19,7 @@ export ACCEL SMP MACHINE
 S := scripts
 TIERS := build/tiers
 
-.PHONY: libvirt-examples all run check check-diff-long check-sanitize bench build build-fork build-vanilla setup fetch tiers clean distclean
+.PHONY: libvirt-examples all run check check-diff-long check-external-long check-sanitize bench build build-fork build-vanilla setup fetch tiers clean distclean
 
 all: build
 
@@ -56,6 +57,13 @@ check: build
 check-diff-long: build
 	@QT_DIFF_OPS=10000000 QT_BUILD_DIR=$(CURDIR)/build tests/run-qtest.sh fork tier-diff-test
 
+# The external-handler qtest with 1000 SIGKILLs of a pool member (make
+# check runs 100).
+check-external-long: build
+	@QT_EXIT_KILLS=1000 QT_BUILD_DIR=$(CURDIR)/build \
+	    QT_EXIT_HANDLER=$(CURDIR)/$(TIERS)/accel/route/libexithandler/exit-handler-post \
+	    tests/run-qtest.sh fork exit-handler-test
+
 # The fork under sanitizers (its own build directory):
 #   make check-sanitize SANITIZE=asan   (AddressSanitizer + UBSan)
 #   make check-sanitize SANITIZE=tsan   (ThreadSanitizer)
@@ -66,6 +74,8 @@ check-sanitize: fetch tiers
 bench: build
 	@python3 bench/run.py --guest $(TIERS)/bench/bench-guest.elf \
 	    --reps $(BENCH_REPS) --configs $(BENCH_CONFIGS) --markdown build/bench-results.md
+	@python3 bench/external.py --guest $(TIERS)/bench/bench-guest.elf \
+	    --reps $(BENCH_REPS) --markdown build/bench-external.md
 
 clean:
 	rm -rf build/qemu-fork build/qemu-vanilla build/tiers build/run build/guest qemu

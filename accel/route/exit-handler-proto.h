@@ -2,8 +2,9 @@
  * qemu-tiers external exit handlers: the wire protocol (version 1).
  *
  * Shared by QEMU (accel/route/external.c) and the handler library
- * (accel/route/libexithandler/).  docs/external-handlers.rst is the
- * specification; this header is its C form.  Only fixed-size types,
+ * (accel/route/libexithandler/).  docs/external-handlers-protocol.rst
+ * is the specification; this header is its C form (docs/
+ * external-handlers.rst: how QEMU uses it).  Only fixed-size types,
  * all little-endian (both ends run on the same x86-64 host).
  *
  * A handler is a process on the other end of a UNIX stream socket (a
