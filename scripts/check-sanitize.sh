@@ -20,13 +20,17 @@ export QT_BUILD_SUFFIX=-$kind QT_CONFIGURE_EXTRA=$extra
 "$TOP/scripts/build-qemu.sh" fork || exit 1
 out=$BUILD/qemu-fork-$kind
 (cd "$out" && ninja tests/tiers/qtest/legacy-ports-test \
-    tests/tiers/qtest/exit-route-test tests/tiers/qtest/tier-diff-test) \
+    tests/tiers/qtest/exit-route-test tests/tiers/qtest/tier-diff-test \
+    tests/tiers/qtest/exit-handler-test) \
     > "$out/tests-build.log" 2>&1 || die "building the qtests failed; see $out/tests-build.log"
 
 logs=$out/sanitize-logs
 rm -rf "$logs"; mkdir -p "$logs"
 export QTEST_QEMU_BINARY=$out/qemu-system-x86_64
 export QT_DIFF_OPS=${QT_DIFF_OPS:-20000}
+# External handlers: the example handler (not instrumented), 20 kills.
+export QT_EXIT_HANDLER=$BUILD/tiers/accel/route/libexithandler/exit-handler-post
+export QT_EXIT_KILLS=${QT_EXIT_KILLS:-20}
 # UBSan: report and stop; TSan: report to stderr (QEMU's RCU and
 # coroutine tricks need no suppressions for what these tests run).
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -40,7 +44,7 @@ export ASAN_OPTIONS=detect_leaks=0
 cat "$TOP/qemu/tests/tsan/suppressions.tsan" "$TOP/tests/tsan/startup.supp" > "$logs/tsan.supp"
 export TSAN_OPTIONS="die_after_fork=0 exitcode=0 suppressions=$logs/tsan.supp"
 fail=0
-for t in legacy-ports-test exit-route-test tier-diff-test; do
+for t in legacy-ports-test exit-route-test tier-diff-test exit-handler-test; do
     if "$out/tests/tiers/qtest/$t" --tap -k > "$logs/$t.log" 2>&1; then
         say "$kind: $t ok"
     else

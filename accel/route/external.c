@@ -277,6 +277,7 @@ static int exit_handler_wait(ExitHandler *h, ExitHandlerConn *c,
             continue;
         }
         qatomic_set(&c->hdr->qemu_waiting, 1);
+        /* Flag before re-check; pairs with the handler's DONE-then-flag. */
         smp_mb();
         if (qatomic_load_acquire(&slot->state) == EXIT_SLOT_DONE) {
             break;

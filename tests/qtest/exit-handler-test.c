@@ -384,8 +384,10 @@ static void test_kill_loop(void)
     fixture_stop(&f);
 }
 
-/* A handler that stops answering: the access waits one timeout, then
- * falls back, and the handler is reported down for "timeout". */
+/*
+ * A handler that stops answering: the access waits one timeout, then
+ * falls back, and the handler is reported down for "timeout".
+ */
 static void test_hang(void)
 {
     Fixture f;
@@ -412,8 +414,10 @@ static void test_hang(void)
     fixture_stop(&f);
 }
 
-/* Malformed replies and garbage: QEMU survives, marks the handler down
- * for a protocol error, reconnects, and keeps completing accesses. */
+/*
+ * Malformed replies and garbage: QEMU survives, marks the handler down
+ * for a protocol error, reconnects, and keeps completing accesses.
+ */
 static void test_fuzz(void)
 {
     Fixture f;
