@@ -549,55 +549,59 @@ static void test_posted(void)
 }
 
 /* Bad input: each error names the culprit and changes nothing. */
-static void test_bad_input(void)
+/* A QMP command that must fail with an error containing @needle. */
+static void G_GNUC_PRINTF(3, 4) assert_qmp_error(QTestState *qts,
+                                                 const char *needle,
+                                                 const char *fmt, ...)
 {
-    Fixture f;
+    va_list ap;
     QDict *rsp;
     const char *desc;
 
-    fixture_start(&f, 1, NULL, NULL, NULL);
-    rsp = qtest_qmp(f.qts, "{ 'execute': 'object-add', 'arguments': "
-                    "{ 'qom-type': 'exit-handler', 'id': 'x', "
-                    "'chardev': 'nope' } }");
-    desc = qdict_get_str(qdict_get_qdict(rsp, "error"), "desc");
-    g_assert(strstr(desc, "chardev 'nope' not found"));
-    qobject_unref(rsp);
-    rsp = qtest_qmp(f.qts, "{ 'execute': 'object-add', 'arguments': "
-                    "{ 'qom-type': 'exit-handler', 'id': 'x', "
-                    "'chardev': 'c0', 'ring-slots': 3 } }");
-    desc = qdict_get_str(qdict_get_qdict(rsp, "error"), "desc");
-    g_assert(strstr(desc, "ring-slots=3"));
-    qobject_unref(rsp);
-    rsp = qtest_qmp(f.qts, "{ 'execute': 'exit-route-add', 'arguments': "
-                    "{ 'id': 'r2', 'event': 'pio', 'start': 1280, "
-                    "'handler': 'external', 'handlers': ['h0', 'zz'] } }");
-    desc = qdict_get_str(qdict_get_qdict(rsp, "error"), "desc");
-    g_assert(strstr(desc, "no exit-handler 'zz'"));
-    qobject_unref(rsp);
-    rsp = qtest_qmp(f.qts, "{ 'execute': 'exit-route-add', 'arguments': "
-                    "{ 'id': 'r2', 'event': 'pio', 'start': 1280, "
-                    "'handler': 'external' } }");
-    desc = qdict_get_str(qdict_get_qdict(rsp, "error"), "desc");
-    g_assert(strstr(desc, "needs handlers="));
-    qobject_unref(rsp);
-    rsp = qtest_qmp(f.qts, "{ 'execute': 'exit-route-add', 'arguments': "
-                    "{ 'id': 'r2', 'event': 'pio', 'start': 1280, "
-                    "'handler': 'ignore', 'handlers': ['h0'] } }");
-    desc = qdict_get_str(qdict_get_qdict(rsp, "error"), "desc");
-    g_assert(strstr(desc, "needs handler=external"));
-    qobject_unref(rsp);
-    rsp = qtest_qmp(f.qts, "{ 'execute': 'exit-route-add', 'arguments': "
-                    "{ 'id': 'r2', 'event': 'pio', 'start': 1280, "
-                    "'handler': 'external', 'handlers': ['h0'], "
-                    "'timeout-ms': 0 } }");
-    desc = qdict_get_str(qdict_get_qdict(rsp, "error"), "desc");
-    g_assert(strstr(desc, "timeout-ms=0"));
-    qobject_unref(rsp);
-    /* In use by a route: cannot go. */
-    rsp = qtest_qmp(f.qts, "{ 'execute': 'object-del', 'arguments': "
-                    "{ 'id': 'h0' } }");
+    va_start(ap, fmt);
+    rsp = qtest_vqmp(qts, fmt, ap);
+    va_end(ap);
     g_assert(qdict_haskey(rsp, "error"));
+    desc = qdict_get_str(qdict_get_qdict(rsp, "error"), "desc");
+    if (!strstr(desc, needle)) {
+        g_error("error '%s' does not say '%s'", desc, needle);
+    }
     qobject_unref(rsp);
+}
+
+static void test_bad_input(void)
+{
+    Fixture f;
+
+    fixture_start(&f, 1, NULL, NULL, NULL);
+    assert_qmp_error(f.qts, "chardev 'nope' not found",
+                     "{ 'execute': 'object-add', 'arguments': "
+                     "{ 'qom-type': 'exit-handler', 'id': 'x', "
+                     "'chardev': 'nope' } }");
+    assert_qmp_error(f.qts, "ring-slots=3",
+                     "{ 'execute': 'object-add', 'arguments': "
+                     "{ 'qom-type': 'exit-handler', 'id': 'x', "
+                     "'chardev': 'c0', 'ring-slots': 3 } }");
+    assert_qmp_error(f.qts, "no exit-handler 'zz'",
+                     "{ 'execute': 'exit-route-add', 'arguments': "
+                     "{ 'id': 'r2', 'event': 'pio', 'start': 1280, "
+                     "'handler': 'external', 'handlers': ['h0', 'zz'] } }");
+    assert_qmp_error(f.qts, "needs handlers=",
+                     "{ 'execute': 'exit-route-add', 'arguments': "
+                     "{ 'id': 'r2', 'event': 'pio', 'start': 1280, "
+                     "'handler': 'external' } }");
+    assert_qmp_error(f.qts, "needs handler=external",
+                     "{ 'execute': 'exit-route-add', 'arguments': "
+                     "{ 'id': 'r2', 'event': 'pio', 'start': 1280, "
+                     "'handler': 'ignore', 'handlers': ['h0'] } }");
+    assert_qmp_error(f.qts, "timeout-ms=0",
+                     "{ 'execute': 'exit-route-add', 'arguments': "
+                     "{ 'id': 'r2', 'event': 'pio', 'start': 1280, "
+                     "'handler': 'external', 'handlers': ['h0'], "
+                     "'timeout-ms': 0 } }");
+    /* In use by a route: cannot go. */
+    assert_qmp_error(f.qts, "in use", "{ 'execute': 'object-del', "
+                     "'arguments': { 'id': 'h0' } }");
     /* Nothing changed: the handler still serves. */
     qtest_outb(f.qts, POST_PORT, 0x77);
     g_assert_cmphex(qtest_inb(f.qts, POST_PORT), ==, 0x77);
