@@ -13,6 +13,7 @@
  *   inline   a registered in-process handler (the kernel tier); it may
  *            decline, and the access goes on to the next route
  *   ignore   reads return all-ones, writes are dropped
+ *   external a pool of handler processes (external.h), with a fallback
  *   log      counted and traced, then passed on to the next route
  *
  * An access no route matches takes the device path: one table lookup is
