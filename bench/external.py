@@ -118,18 +118,24 @@ def main():
     ap.add_argument("--guest", required=True)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--accels", default="kvm,tcg")
+    ap.add_argument("--modes", default=",".join(MODES),
+                    help="a subset of " + ",".join(MODES))
     ap.add_argument("--markdown")
     args = ap.parse_args()
     ghz = bench_run.host_tsc_ghz()
+    modes = args.modes.split(",")
+    if "in-process" not in modes or not set(modes) <= set(MODES):
+        sys.exit("external: --modes must include in-process (known: %s)"
+                 % ", ".join(MODES))
     rows = []
     floors = {"blocking": [], "spin": []}
     for accel in args.accels.split(","):
         if accel == "kvm" and not os.access("/dev/kvm", os.W_OK):
             print("external: skipping kvm: /dev/kvm is not usable")
             continue
-        samples = {m: [] for m in MODES}
+        samples = {m: [] for m in modes}
         for rep in range(args.reps):
-            for mode in MODES:
+            for mode in modes:
                 with tempfile.TemporaryDirectory() as tmp:
                     samples[mode].append(run_mode(args.guest, accel, mode,
                                                   tmp))
@@ -138,8 +144,11 @@ def main():
             print("external: %s rep %d/%d done" % (accel, rep + 1, args.reps),
                   file=sys.stderr)
         med = {m: statistics.median(x[0] for x in samples[m]) / ghz
-               for m in MODES}
-        mn = {m: min(x[1] for x in samples[m]) / ghz for m in MODES}
+               for m in modes}
+        mn = {m: min(x[1] for x in samples[m]) / ghz for m in modes}
+        for m in MODES:
+            med.setdefault(m, float("nan"))
+            mn.setdefault(m, float("nan"))
         rows.append((accel, med, mn))
 
     pp_block = statistics.median(floors["blocking"])
