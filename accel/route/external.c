@@ -330,11 +330,15 @@ static void exit_handler_update_depth(ExitHandler *h, ExitHandlerConn *c)
 /*
  * Sends one access to @h: posted (returns once it is in the ring) or
  * synchronous.  Fails, marking @h down, if the handler dies, does not
- * answer before @deadline or replies malformed data.
+ * answer before @deadline or replies malformed data.  Fails without
+ * marking it down if, once this thread has @h to itself, less than
+ * @min_left is left before @deadline: the time went on waiting for other
+ * vCPUs' requests, and a short wait must not condemn a healthy handler.
  */
 static ExitHandlerResult exit_handler_request(ExitHandler *h,
                                               const ExitAccess *a, bool post,
                                               int64_t deadline,
+                                              int64_t min_left,
                                               uint64_t *data)
 {
     ExitHandlerResult res = EXIT_HANDLER_RESULT_FAILED;
@@ -347,7 +351,7 @@ static ExitHandlerResult exit_handler_request(ExitHandler *h,
 
     QEMU_LOCK_GUARD(&h->lock);
     c = h->conn;
-    if (!c || !qatomic_read(&h->up)) {
+    if (!c || !qatomic_read(&h->up) || deadline - get_clock() < min_left) {
         return EXIT_HANDLER_RESULT_FAILED;
     }
     slot = &c->slots[c->next & (c->nslots - 1)];
@@ -515,8 +519,12 @@ static unsigned exit_handler_pool_pick(ExitHandlerPool *p)
 bool exit_handler_pool_access(ExitHandlerPool *p, const ExitAccess *a,
                               uint64_t *data)
 {
-    /* One timeout for the whole access, failovers included. */
-    int64_t deadline = get_clock() + (int64_t)p->timeout_ms * SCALE_MS;
+    /*
+     * One timeout for the whole access, failovers included; a handler is
+     * only sent a request with at least half of it left.
+     */
+    int64_t timeout = (int64_t)p->timeout_ms * SCALE_MS;
+    int64_t deadline = get_clock() + timeout;
     unsigned first = exit_handler_pool_pick(p), i;
 
     for (i = 0; i < p->n && get_clock() < deadline; i++) {
@@ -535,7 +543,8 @@ bool exit_handler_pool_access(ExitHandlerPool *p, const ExitAccess *a,
                 }
             }
         }
-        res = exit_handler_request(h, a, p->posted_writes, deadline, data);
+        res = exit_handler_request(h, a, p->posted_writes, deadline,
+                                   timeout / 2, data);
         if (res == EXIT_HANDLER_RESULT_DONE) {
             return true;
         }
