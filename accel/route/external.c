@@ -211,16 +211,25 @@ static void exit_handler_down_bh(void *opaque)
     object_unref(OBJECT(h));
 }
 
+/* Up -> down, once: true for the one caller that made the change. */
+static bool exit_handler_take_down(ExitHandler *h)
+{
+    if (!qatomic_xchg(&h->up, false)) {
+        return false;
+    }
+    qatomic_inc(&h->down_count);
+    return true;
+}
+
 /*
  * Marks @h down if it is up.  Any thread; the event and the disconnect
  * happen in the main loop.
  */
 static void exit_handler_mark_down(ExitHandler *h, ExitHandlerDownReason why)
 {
-    if (!qatomic_xchg(&h->up, false)) {
+    if (!exit_handler_take_down(h)) {
         return;
     }
-    qatomic_inc(&h->down_count);
     qatomic_set(&h->down_reason, why);
     object_ref(OBJECT(h));
     aio_bh_schedule_oneshot(qemu_get_aio_context(), exit_handler_down_bh, h);
@@ -230,11 +239,17 @@ static void exit_handler_mark_down(ExitHandler *h, ExitHandlerDownReason why)
 static void exit_handler_mark_down_now(ExitHandler *h,
                                        ExitHandlerDownReason why)
 {
-    if (!qatomic_xchg(&h->up, false)) {
-        return;
+    if (exit_handler_take_down(h)) {
+        exit_handler_send_down(h, why);
     }
-    qatomic_inc(&h->down_count);
-    exit_handler_send_down(h, why);
+}
+
+/* A request to @h failed for @why: count it and mark @h down. */
+static void exit_handler_failed(ExitHandler *h, ExitHandlerDownReason why)
+{
+    qatomic_inc(&h->failures);
+    trace_exit_handler_fail(h->id, ExitHandlerDownReason_str(why));
+    exit_handler_mark_down(h, why);
 }
 
 /* ---- requests (any thread) ---------------------------------------------- */
@@ -341,7 +356,6 @@ static ExitHandlerResult exit_handler_request(ExitHandler *h,
                                               int64_t min_left,
                                               uint64_t *data)
 {
-    ExitHandlerResult res = EXIT_HANDLER_RESULT_FAILED;
     ExitHandlerConn *c;
     ExitRingSlot *slot;
     uint32_t seq, reply_seq, status;
@@ -422,13 +436,10 @@ static ExitHandlerResult exit_handler_request(ExitHandler *h,
     }
     qatomic_inc(&h->requests);
     *data = a->size >= 8 ? val : val & MAKE_64BIT_MASK(0, a->size * 8);
-    res = EXIT_HANDLER_RESULT_DONE;
-    return res;
+    return EXIT_HANDLER_RESULT_DONE;
 
 fail:
-    qatomic_inc(&h->failures);
-    trace_exit_handler_fail(h->id, ExitHandlerDownReason_str(why));
-    exit_handler_mark_down(h, why);
+    exit_handler_failed(h, why);
     return EXIT_HANDLER_RESULT_FAILED;
 }
 
@@ -453,8 +464,7 @@ static void exit_handler_flush(ExitHandler *h, int64_t deadline)
     }
     qemu_mutex_unlock(&h->lock);
     if (why >= 0) {
-        qatomic_inc(&h->failures);
-        exit_handler_mark_down(h, why);
+        exit_handler_failed(h, why);
     }
 }
 
@@ -552,12 +562,12 @@ bool exit_handler_pool_access(ExitHandlerPool *p, const ExitAccess *a,
             break;
         }
     }
-    qatomic_inc(&p->fallbacks);
     return false;
 }
 
-ExitRouteFallback exit_handler_pool_fallback(const ExitHandlerPool *p)
+ExitRouteFallback exit_handler_pool_take_fallback(ExitHandlerPool *p)
 {
+    qatomic_inc(&p->fallbacks);
     return p->fallback;
 }
 
@@ -692,6 +702,13 @@ void exit_handler_pool_stats(const ExitHandlerPool *p, ExitRouteStats *stats)
 
 /* ---- the connection (main loop, BQL) ------------------------------------ */
 
+/* What QEMU offers in HELLO; a reply may accept only a subset. */
+static uint64_t exit_handler_offered_features(const ExitHandler *h)
+{
+    return EXIT_HANDLER_F_POSTED_WRITES |
+           (h->poll_us ? EXIT_HANDLER_F_POLL : 0);
+}
+
 /* Tears down the connection in use and any handshake.  BQL. */
 static void exit_handler_drop_conn(ExitHandler *h)
 {
@@ -724,8 +741,7 @@ static void exit_handler_opened(ExitHandler *h)
         .hello = {
             .magic = EXIT_HANDLER_MAGIC,
             .version = EXIT_HANDLER_VERSION,
-            .features = EXIT_HANDLER_F_POSTED_WRITES |
-                        (h->poll_us ? EXIT_HANDLER_F_POLL : 0),
+            .features = exit_handler_offered_features(h),
             .ring_slots = h->ring_slots,
             .ring_bytes = exit_ring_bytes(h->ring_slots),
             .poll_us = h->poll_us,
@@ -798,8 +814,7 @@ static void exit_handler_hello_reply(ExitHandler *h,
                                      const ExitHandlerHelloReply *r)
 {
     ExitHandlerConn *c = h->pending;
-    uint64_t offered = EXIT_HANDLER_F_POSTED_WRITES |
-                       (h->poll_us ? EXIT_HANDLER_F_POLL : 0);
+    uint64_t offered = exit_handler_offered_features(h);
     char name[sizeof(r->name) + 1];
 
     if (!c || r->magic != EXIT_HANDLER_MAGIC ||

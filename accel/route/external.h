@@ -43,12 +43,16 @@ void exit_handler_pool_free(ExitHandlerPool *p);
  * Offers one access to the pool (any thread, with or without the BQL;
  * never waits longer than the route's timeout in all, failovers included).
  * Returns true if a handler completed it (*@data: a read's value);
- * false if the route's fallback must, counted in the pool's fallbacks.
+ * false if the route's fallback must.
  */
 bool exit_handler_pool_access(ExitHandlerPool *p, const ExitAccess *a,
                               uint64_t *data);
 
-ExitRouteFallback exit_handler_pool_fallback(const ExitHandlerPool *p);
+/*
+ * The route's fallback takes an access (one no handler completed, or a
+ * rep batch, which is never offered): counts it and says which.
+ */
+ExitRouteFallback exit_handler_pool_take_fallback(ExitHandlerPool *p);
 
 /* For query-exit-routes and query-exit-stats.  BQL. */
 void exit_handler_pool_info(const ExitHandlerPool *p, ExitRouteInfo *info);

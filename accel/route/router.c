@@ -634,7 +634,7 @@ exit_route_decide(const ExitAccess *a, uint32_t count,
                 exit_stats_done(s, t0);
                 return true;
             }
-            if (exit_handler_pool_fallback(r->pool) ==
+            if (exit_handler_pool_take_fallback(r->pool) ==
                 EXIT_ROUTE_FALLBACK_IGNORE) {
                 exit_stats_done(s, t0);
                 *val = MAKE_64BIT_MASK(0, a->size * 8);
