@@ -15,8 +15,17 @@ as ns per access (medians over runs, min over rounds) and as ratios:
 polling / in-process (goal <= 1.1 under KVM) and the blocking mode's extra
 cost over in-process / the blocking ping-pong (goal <= 1.1).
 
-  bench/external.py --guest build/tiers/bench/bench-guest.elf [--reps 3]
-      [--accels kvm,tcg] [--markdown OUT.md]
+Placement: with two or more CPUs, QEMU runs on CPU 0 and the handler on
+CPU 1, and so do the ping-pong's two processes (--pin): left to the
+scheduler, the two sides sometimes share a CPU, where a wake-up costs a
+tenth of a cross-CPU one, and the floor and the handler would not be
+measured under the same placement.  The host's wake-up cost drifts by
++-20% from minute to minute (nested virtualization), so the blocking
+ratio is taken per repetition, against a ping-pong run right after that
+repetition's guest runs, and its median is reported.
+
+  bench/external.py --guest build/tiers/bench/bench-guest.elf [--reps 5]
+      [--accels kvm,tcg] [--no-pin] [--markdown OUT.md]
 """
 import argparse
 import datetime
@@ -70,12 +79,18 @@ def wait_up(qmp_path):
     raise RuntimeError("the external handler did not come up")
 
 
-def run_mode(guest, accel, mode, tmp):
+def on_cpu(cpu):
+    """preexec_fn: runs the child on @cpu only."""
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def run_mode(guest, accel, mode, tmp, pin):
     proc = None
     if mode != "in-process":
         proc = subprocess.Popen([HANDLER, "--socket", tmp + "/h.sock",
                                  "--quiet"] +
-                                (["--poll"] if mode == "polling" else []))
+                                (["--poll"] if mode == "polling" else []),
+                                preexec_fn=on_cpu(1) if pin else None)
     checked = {}
 
     def before_start(qmp_path):
@@ -105,9 +120,14 @@ def run_mode(guest, accel, mode, tmp):
     return res["unassigned"]
 
 
-def pingpong(spin):
-    out = subprocess.run([PINGPONG] + (["--spin"] if spin else []) +
-                         ["20000" if not spin else "200000"],
+def pingpong(kind, pin, work_ns=0):
+    """One bench/pingpong run: kind is blocking, poll or spin."""
+    out = subprocess.run([PINGPONG] +
+                         {"blocking": [], "poll": ["--poll"],
+                          "spin": ["--spin"]}[kind] +
+                         (["--pin"] if pin else []) +
+                         (["--work-ns=%d" % work_ns] if work_ns else []) +
+                         ["200000" if kind == "spin" else "4000"],
                          capture_output=True, text=True, check=True).stdout
     return float(out.split()[2])
 
@@ -116,31 +136,59 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--guest", required=True)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--no-pin", action="store_true",
+                    help="leave QEMU, the handler and the ping-pong to the "
+                    "scheduler")
     ap.add_argument("--accels", default="kvm,tcg")
     ap.add_argument("--modes", default=",".join(MODES),
                     help="a subset of " + ",".join(MODES))
     ap.add_argument("--markdown")
     args = ap.parse_args()
     ghz = bench_run.host_tsc_ghz()
+    pin = not args.no_pin and len(os.sched_getaffinity(0)) >= 2
+    if pin:
+        # QEMU (started by bench_run) inherits CPU 0.
+        os.sched_setaffinity(0, {0})
     modes = args.modes.split(",")
     if "in-process" not in modes or not set(modes) <= set(MODES):
         sys.exit("external: --modes must include in-process (known: %s)"
                  % ", ".join(MODES))
     rows = []
-    floors = {"blocking": [], "spin": []}
     for accel in args.accels.split(","):
         if accel == "kvm" and not os.access("/dev/kvm", os.W_OK):
             print("external: skipping kvm: /dev/kvm is not usable")
             continue
         samples = {m: [] for m in modes}
+        paired, paired_gap = [], []
+        floors = {"blocking": [], "gap": [], "poll": [], "spin": []}
         for rep in range(args.reps):
-            for mode in modes:
+            with tempfile.TemporaryDirectory() as tmp:
+                samples["in-process"].append(run_mode(
+                    args.guest, accel, "in-process", tmp, pin))
+            exit_ns = round(samples["in-process"][-1][0] / ghz)
+            # This repetition's floors: ping-pongs just before and just
+            # after the handler's runs, plain and with the parent busy
+            # for one in-process exit between round trips.
+            before = (pingpong("blocking", pin),
+                      pingpong("blocking", pin, exit_ns))
+            for mode in modes[1:]:
                 with tempfile.TemporaryDirectory() as tmp:
                     samples[mode].append(run_mode(args.guest, accel, mode,
-                                                  tmp))
-            floors["blocking"].append(pingpong(False))
-            floors["spin"].append(pingpong(True))
+                                                  tmp, pin))
+            after = (pingpong("blocking", pin),
+                     pingpong("blocking", pin, exit_ns))
+            floor = (before[0] + after[0]) / 2
+            floor_gap = (before[1] + after[1]) / 2
+            floors["blocking"].append(floor)
+            floors["gap"].append(floor_gap)
+            floors["poll"].append(pingpong("poll", pin))
+            floors["spin"].append(pingpong("spin", pin))
+            if "blocking" in modes:
+                extra = (samples["blocking"][-1][0] -
+                         samples["in-process"][-1][0]) / ghz
+                paired.append(extra / floor)
+                paired_gap.append(extra / floor_gap)
             print("external: %s rep %d/%d done" % (accel, rep + 1, args.reps),
                   file=sys.stderr)
         med = {m: statistics.median(x[0] for x in samples[m]) / ghz
@@ -149,29 +197,43 @@ def main():
         for m in MODES:
             med.setdefault(m, float("nan"))
             mn.setdefault(m, float("nan"))
-        rows.append((accel, med, mn))
+        rows.append((accel, med, mn, paired, paired_gap,
+                     {k: statistics.median(v) for k, v in floors.items()}))
 
-    pp_block = statistics.median(floors["blocking"])
-    pp_spin = statistics.median(floors["spin"])
+    def med_or_nan(xs):
+        return statistics.median(xs) if xs else float("nan")
+
     lines = ["| accel | in-process ns | blocking ns | polling ns | "
-             "polling / in-process | (blocking - in-process) / ping-pong |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for accel, med, mn in rows:
+             "polling / in-process | (blocking - in-process) / ping-pong "
+             "| same, ping-pong with the exit's gap |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for accel, med, mn, paired, paired_gap, _ in rows:
         lines.append("| %s (median) | %.0f | %.0f | %.0f | **%.2f** | "
-                     "**%.2f** |" % (accel, med["in-process"],
-                                     med["blocking"], med["polling"],
-                                     med["polling"] / med["in-process"],
-                                     (med["blocking"] - med["in-process"]) /
-                                     pp_block))
-        lines.append("| %s (min) | %.0f | %.0f | %.0f | %.2f | %.2f |"
+                     "**%.2f** | **%.2f** |"
+                     % (accel, med["in-process"], med["blocking"],
+                        med["polling"], med["polling"] / med["in-process"],
+                        med_or_nan(paired), med_or_nan(paired_gap)))
+        lines.append("| %s (min) | %.0f | %.0f | %.0f | %.2f | | |"
                      % (accel, mn["in-process"], mn["blocking"],
-                        mn["polling"], mn["polling"] / mn["in-process"],
-                        (mn["blocking"] - mn["in-process"]) /
-                        min(floors["blocking"])))
-    lines += ["", "Floors (bench/pingpong, median of %d runs): eventfd "
-              "ping-pong between two processes %.0f ns per round trip "
-              "(blocking), shared-memory spin %.0f ns."
-              % (len(floors["blocking"]), pp_block, pp_spin),
+                        mn["polling"], mn["polling"] / mn["in-process"]))
+    lines += ["", "Blocking ratios per repetition (plain / with the "
+              "exit's gap), each against the mean of the ping-pongs just "
+              "before and after it: " +
+              "; ".join("%s %s" % (accel, ", ".join(
+                  "%.2f/%.2f" % r for r in zip(p, pg)))
+                        for accel, _, _, p, pg, _ in rows if p),
+              "", ("Floors (bench/pingpong%s, medians of %d runs per "
+                   "accelerator): " % (" --pin" if pin else "", args.reps)) +
+              "eventfd ping-pong between two processes; "
+              "the same with the parent busy for one in-process exit "
+              "between round trips (--work-ns, subtracted); sleeping in "
+              "poll() on the doorbell and a socket, as QEMU and the "
+              "handler do (--poll); shared-memory spin. " +
+              "; ".join("%s: %.0f, %.0f, %.0f, %.0f ns" %
+                        (accel, f["blocking"], f["gap"], f["poll"],
+                         f["spin"]) for accel, _, _, _, _, f in rows) + ".",
+              "Placement: " + ("QEMU on CPU 0, the handler on CPU 1"
+                               if pin else "left to the scheduler"),
               "Machine: " + bench_run.describe_machine(),
               "Fork: " + bench_run.version_of("fork"),
               "Date: %s; %d guest runs per mode, each %d rounds of %s "

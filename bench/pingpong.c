@@ -7,8 +7,16 @@
  * instead (the floor with polling).  Reports the median of 5 batches of
  * N round trips, in ns per round trip:
  *
- *     pingpong [--spin] [--pin] [N]      (N defaults to 200000)
+ *     pingpong [--spin|--poll] [--pin] [--work-ns=NS] [N]
+ *                                         (N defaults to 200000)
  *     pingpong blocking 12345.6 ns
+ *
+ * --poll: each side sleeps in poll() on its doorbell and one end of a
+ * socket pair before reading the doorbell, as QEMU and a handler do (they
+ * also watch their connection); the floor with the syscalls a handler
+ * round trip needs.  --work-ns=NS: the parent busy-waits NS between round
+ * trips (standing for the guest's part of an exit); NS is subtracted from
+ * the result.
  *
  * --pin pins the parent to CPU 0 and the child to CPU 1.  Unpinned, the
  * scheduler may keep both on one CPU, which makes a blocking wake-up
@@ -33,8 +41,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #define BATCHES     5
@@ -105,10 +115,35 @@ static void efd_read(int fd)
     }
 }
 
+/* --poll: sleep until @fd is readable, also watching the socket @sock. */
+static void efd_poll(int fd, int sock)
+{
+    struct pollfd p[2] = {
+        { .fd = fd, .events = POLLIN },
+        { .fd = sock, .events = POLLIN | POLLRDHUP },
+    };
+
+    while (poll(p, 2, -1) < 0) {
+        if (errno != EINTR) {
+            die("poll");
+        }
+    }
+}
+
 static void spin_until(uint64_t *p, uint64_t v)
 {
     while (__atomic_load_n(p, __ATOMIC_ACQUIRE) != v) {
         cpu_relax();
+    }
+}
+
+/* Stands for the vCPU's own part of a round trip (the guest and its exit). */
+static void busy_ns(long ns)
+{
+    uint64_t end = now_ns() + ns;
+
+    while (now_ns() < end) {
+        /* no PAUSE: see cpu_relax() */
     }
 }
 
@@ -121,8 +156,9 @@ static int cmp_double(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    bool spin = false, do_pin = false;
-    long n = 200000;
+    bool spin = false, do_pin = false, do_poll = false;
+    int sp[2] = { -1, -1 };
+    long n = 200000, work_ns = 0;
     uint64_t total, seq = 0;
     double ns[BATCHES];
     Shared *sh = NULL;
@@ -132,8 +168,18 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--spin")) {
             spin = true;
+        } else if (!strcmp(argv[i], "--poll")) {
+            do_poll = true;
         } else if (!strcmp(argv[i], "--pin")) {
             do_pin = true;
+        } else if (!strncmp(argv[i], "--work-ns=", 10)) {
+            char *end;
+
+            work_ns = strtol(argv[i] + 10, &end, 10);
+            if (*end || work_ns < 0 || work_ns > 1000000) {
+                fprintf(stderr, "pingpong: bad %s\n", argv[i]);
+                return 2;
+            }
         } else {
             const char *p = argv[i];
 
@@ -143,10 +189,15 @@ int main(int argc, char **argv)
             }
             if (*p || n <= 0) {
                 fprintf(stderr,
-                        "usage: pingpong [--spin] [--pin] [N]\n");
+                        "usage: pingpong [--spin|--poll] [--pin] "
+                        "[--work-ns=NS] [N]\n");
                 return 2;
             }
         }
+    }
+    if (spin && do_poll) {
+        fprintf(stderr, "pingpong: --spin and --poll exclude each other\n");
+        return 2;
     }
     if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
         do_pin = false;
@@ -165,6 +216,9 @@ int main(int argc, char **argv)
         if (a < 0 || b < 0) {
             die("eventfd");
         }
+        if (do_poll && socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0) {
+            die("socketpair");
+        }
     }
 
     pid = fork();
@@ -180,6 +234,9 @@ int main(int argc, char **argv)
                 spin_until(&sh->ping, i);
                 __atomic_store_n(&sh->pong, i, __ATOMIC_RELEASE);
             } else {
+                if (do_poll) {
+                    efd_poll(a, sp[1]);
+                }
                 efd_read(a);
                 efd_write(b);
             }
@@ -201,11 +258,17 @@ int main(int argc, char **argv)
                 spin_until(&sh->pong, seq);
             } else {
                 efd_write(a);
+                if (do_poll) {
+                    efd_poll(b, sp[0]);
+                }
                 efd_read(b);
+            }
+            if (work_ns) {
+                busy_ns(work_ns);
             }
         }
         if (batch >= 0) {
-            ns[batch] = (double)(now_ns() - t0) / count;
+            ns[batch] = (double)(now_ns() - t0) / count - work_ns;
         }
     }
 
@@ -215,7 +278,8 @@ int main(int argc, char **argv)
         return 1;
     }
     qsort(ns, BATCHES, sizeof(ns[0]), cmp_double);
-    printf("pingpong %s %.1f ns\n", spin ? "spin" : "blocking",
+    printf("pingpong %s %.1f ns\n",
+           spin ? "spin" : do_poll ? "blocking-poll" : "blocking",
            ns[BATCHES / 2]);
     return 0;
 }
