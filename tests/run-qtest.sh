@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run one of our qtests (built inside the fork's tree) against a build:
-#   run-qtest.sh fork|vanilla TEST
+#   run-qtest.sh fork|vanilla TEST [GTEST-ARGS, e.g. -p PATH]
 # The same test binary drives both QEMUs: compatibility is the point.
 set -euo pipefail
 which=$1 test=$2
@@ -14,4 +14,4 @@ case $which in
 fork) export QT_EXPECT_PACKAGE="qemu-tiers, Debian" ;;
 vanilla) export QT_EXPECT_PACKAGE="qemu-tiers vanilla twin" ;;
 esac
-exec "$exe" --tap -k
+exec "$exe" --tap -k "${@:3}"

@@ -291,6 +291,16 @@ static void op_pit_latch_read(void)
     consume(inb(0x40));
 }
 
+/*
+ * Channel 0's live count, low then high byte (the access mode the BIOS
+ * programmed): two accesses that each read the clock.
+ */
+static void op_pit_count_read(void)
+{
+    consume(inb(0x40));
+    consume(inb(0x40));
+}
+
 static void op_pic_imr(void)
 {
     consume(inb(0x21));
@@ -347,6 +357,7 @@ struct workload {
 
 static const struct workload workloads[] = {
     { "pit_latch_read", op_pit_latch_read },
+    { "pit_count_read", op_pit_count_read },
     { "pic_imr", op_pic_imr },
     { "elcr", op_elcr },
     { "i8042_status", op_i8042_status },

@@ -19,7 +19,7 @@ run() {     # run MACHINE ACCEL SMP
 }
 check() {   # check LABEL OUTPUT CPUS
     local label=$1 out=$2 cpus=$3 w
-    for w in pit_latch_read pic_imr elcr i8042_status port61 pm_timer port80_write unassigned unassigned_write hpet_cap; do
+    for w in pit_latch_read pit_count_read pic_imr elcr i8042_status port61 pm_timer port80_write unassigned unassigned_write hpet_cap; do
         grep -Eq "^BENCH workload=$w cpus=$cpus n=2000 cycles=[0-9]+\.[0-9] " <<< "$out" ||
             { echo "FAIL: $label: no result for $w"; fail=1; }
     done
