@@ -32,10 +32,19 @@ static int cmp_double(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    long n = argc > 1 ? strtol(argv[1], NULL, 10) : 1000000;
+    long n = 1000000;
     double cyc[BATCHES];
     struct timespec ts;
 
+    if (argc == 2) {
+        const char *p = argv[1];
+
+        n = 0;
+        while (*p >= '0' && *p <= '9' && n <= 1000000000) {
+            n = n * 10 + (*p++ - '0');
+        }
+        n = *p ? 0 : n;
+    }
     if (argc > 2 || n <= 0 || n > 1000000000) {
         fprintf(stderr, "usage: clockread [N]\n");
         return 2;

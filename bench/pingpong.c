@@ -147,6 +147,20 @@ static void busy_ns(long ns)
     }
 }
 
+/* A decimal number up to @max, the whole string; -1 if it is not one. */
+static long parse_count(const char *p, long max)
+{
+    long v = 0;
+
+    if (!*p) {
+        return -1;
+    }
+    while (*p >= '0' && *p <= '9' && v <= max) {
+        v = v * 10 + (*p++ - '0');
+    }
+    return *p || v > max ? -1 : v;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -173,21 +187,14 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--pin")) {
             do_pin = true;
         } else if (!strncmp(argv[i], "--work-ns=", 10)) {
-            char *end;
-
-            work_ns = strtol(argv[i] + 10, &end, 10);
-            if (*end || work_ns < 0 || work_ns > 1000000) {
+            work_ns = parse_count(argv[i] + 10, 1000000);
+            if (work_ns < 0) {
                 fprintf(stderr, "pingpong: bad %s\n", argv[i]);
                 return 2;
             }
         } else {
-            const char *p = argv[i];
-
-            n = 0;
-            while (*p >= '0' && *p <= '9' && n < 1000000000) {
-                n = n * 10 + (*p++ - '0');
-            }
-            if (*p || n <= 0) {
+            n = parse_count(argv[i], 1000000000);
+            if (n <= 0) {
                 fprintf(stderr,
                         "usage: pingpong [--spin|--poll] [--pin] "
                         "[--work-ns=NS] [N]\n");

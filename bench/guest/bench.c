@@ -514,7 +514,7 @@ struct idt_gate {
 } __attribute__((packed));
 
 static struct idt_gate idt[256] __attribute__((aligned(8)));
-static volatile u32 irq_ticks, irq_spurious;
+static volatile u32 irq_ticks, irq_spurious;  /* written by the handlers */
 
 void irq_timer(void)
 {
