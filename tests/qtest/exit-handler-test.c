@@ -19,6 +19,9 @@
 
 #include "qemu/osdep.h"
 #include <sys/wait.h>
+#ifdef CONFIG_LINUX
+#include <sys/prctl.h>
+#endif
 #include "tiers-qtest.h"
 
 #define POST_PORT 0x80
@@ -153,7 +156,7 @@ static void handler_start(Fixture *f, unsigned i, const char *extra)
     g_auto(GStrv) argv = g_strsplit_set(cmd, " ", -1);
     GStrv a;
     GPtrArray *args = g_ptr_array_new();
-    pid_t pid;
+    pid_t pid, parent;
 
     for (a = argv; *a; a++) {
         if (**a) {
@@ -161,9 +164,20 @@ static void handler_start(Fixture *f, unsigned i, const char *extra)
         }
     }
     g_ptr_array_add(args, NULL);
+    parent = getpid();
     pid = fork();
     g_assert(pid >= 0);
     if (pid == 0) {
+#ifdef CONFIG_LINUX
+        /*
+         * Die with the test: a handler left behind by a failed assertion
+         * keeps the test's stdout open, and meson then waits for its
+         * timeout (600 s, seen in CI) instead of reporting the failure.
+         */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) {
+            _exit(127);
+        }
+#endif
         execv(handler_bin(), (char **)args->pdata);
         _exit(127);
     }
