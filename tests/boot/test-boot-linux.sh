@@ -33,7 +33,12 @@ done
 strict='i8042:|serio:|\.\.TIMER:|IOAPIC\[|INT_SRC_OVR|PM-Timer IO Port|NR_IRQS|hpet0?:|clocksource: (refined-jiffies|hpet|acpi_pm|jiffies):|APIC: Switch|rtc_cmos .*alarms'
 # Lines whose presence depends on host timing under TCG (how fast the PIT
 # appears to run against the TSC while the host is busy): shown, not failed.
-timing='tsc:|clocksource: (tsc|tsc-early):|Switched to clocksource'
+# check_timer()'s IRQ0 probe counts PIT ticks over a TSC-timed busy wait;
+# on a busy host it can fail, and Linux then routes IRQ0 through the 8259A
+# (the master's IMR bit 0 stays clear): host timing too (seen once, on
+# vanilla, with the machine's two cores shared with another test run).
+irq0_8259='MP-BIOS bug: 8254 timer not connected|through the 8259A'
+timing="tsc:|clocksource: (tsc|tsc-early):|Switched to clocksource|$irq0_8259"
 extract() {     # extract LOG REGEX
     sed -n '/^QT-DMESG-BEGIN/,/^QT-DMESG-END/p' "$1" | sed 's/^\[[ 0-9.]*\] //' |
         grep -E "$2" | sort -u
@@ -55,6 +60,12 @@ else
 fi
 if diff -u "$out/vanilla.ports" "$out/fork.ports"; then
     echo "ok: $(cat "$out/fork.ports")"
+elif [ "$(extract "$out/vanilla.log" "$irq0_8259" | wc -l)" != \
+       "$(extract "$out/fork.log" "$irq0_8259" | wc -l)" ] &&
+     diff <(sed 's/pic1_imr=[0-9]*//' "$out/vanilla.ports") \
+          <(sed 's/pic1_imr=[0-9]*//' "$out/fork.ports") > /dev/null; then
+    # Only the master's IMR differs, and the boots took different IRQ0 paths.
+    echo "note: the master PIC's IMR differs because one kernel routed IRQ0 through the 8259A (host timing; not a failure); the other port values match"
 else
     echo "FAIL: port values read by init differ"; fail=1
 fi
