@@ -122,10 +122,13 @@ typedef struct ExitRouteSlot {
  * entry, slot and route (a perf profile of an inline port 0x80 write had
  * that walk at ~40 % of the access).
  */
+typedef ExitInlineResult ExitInlineAccessFn(void *opaque,
+                                            const ExitAccess *access,
+                                            uint64_t *data);
+
 typedef struct ExitPioFast {
     ExitRouteSpec spec;
-    ExitInlineResult (*access)(void *opaque, const ExitAccess *access,
-                               uint64_t *data);   /* NULL: walk the table */
+    ExitInlineAccessFn *access;     /* NULL: walk the table */
     void *opaque;
     ExitStats *stats;           /* the route's */
     const char *name;           /* the slot's, for traces */
@@ -136,7 +139,10 @@ typedef struct ExitRouterSnapshot {
     RouteTable *table;
     ExitRouteSlot *slots;
     size_t n;
-    /* The table's per-port segment index, and per PIO segment: */
+    /*
+     * The table's per-port segment index (copied: one load less per
+     * access), and an entry per PIO segment:
+     */
     const uint16_t *pio_seg;
     ExitPioFast *pio_fast;
     /*
@@ -639,29 +645,39 @@ static inline bool exit_route_maybe_mmio(uint64_t addr)
 }
 
 /*
+ * Offers @a to an inline handler, counted in @stats (@s: this thread's
+ * slot of them).  False if it declined, which it does before changing
+ * any state: the access goes on to the next route.
+ */
+static inline QEMU_ALWAYS_INLINE bool
+exit_route_run_inline(ExitInlineAccessFn *access, void *opaque,
+                      ExitStats *stats, ExitRouteCpuStats *s,
+                      const char *name, const ExitAccess *a, uint64_t *val)
+{
+    int64_t t0;
+
+    /* Inline handlers never run under the BQL on a vCPU. */
+    assert(!current_cpu || !bql_locked());
+    t0 = exit_stats_start(s);
+    if (access(opaque, a, val) == EXIT_INLINE_DECLINE) {
+        exit_stats_count_decline(stats);
+        trace_exit_route_decline(name, a->addr, a->size);
+        return false;
+    }
+    exit_stats_done(s, t0);
+    return true;
+}
+
+/*
  * The inline route that alone covers @a's port (ExitPioFast): the same
  * decision as the walk below makes for a one-candidate segment.
  */
 static inline QEMU_ALWAYS_INLINE bool
 exit_route_pio_fast(const ExitPioFast *f, const ExitAccess *a, uint64_t *val)
 {
-    ExitRouteCpuStats *s;
-    int64_t t0;
-
-    if (!exit_route_spec_matches(&f->spec, a)) {
-        return false;
-    }
-    /* Inline handlers never run under the BQL on a vCPU. */
-    assert(!current_cpu || !bql_locked());
-    s = exit_stats_slot(f->stats);
-    t0 = exit_stats_start(s);
-    if (f->access(f->opaque, a, val) == EXIT_INLINE_DECLINE) {
-        exit_stats_count_decline(f->stats);
-        trace_exit_route_decline(f->name, a->addr, a->size);
-        return false;
-    }
-    exit_stats_done(s, t0);
-    return true;
+    return exit_route_spec_matches(&f->spec, a) &&
+           exit_route_run_inline(f->access, f->opaque, f->stats,
+                                 exit_stats_slot(f->stats), f->name, a, val);
 }
 
 static inline QEMU_ALWAYS_INLINE bool
@@ -702,19 +718,12 @@ exit_route_decide(const ExitAccess *a, uint32_t count,
             continue;
         case EXIT_ROUTE_HANDLER_INLINE:
             /* Single accesses only: a rep batch is never split. */
-            if (count != 1 || !slot->inl.ops) {
+            if (count != 1 || !slot->inl.ops ||
+                !exit_route_run_inline(slot->inl.ops->access,
+                                       slot->inl.opaque, &r->stats, s,
+                                       e->name, a, val)) {
                 continue;
             }
-            /* Inline handlers never run under the BQL on a vCPU. */
-            assert(!current_cpu || !bql_locked());
-            t0 = exit_stats_start(s);
-            if (slot->inl.ops->access(slot->inl.opaque, a, val) ==
-                EXIT_INLINE_DECLINE) {
-                exit_stats_count_decline(&r->stats);
-                trace_exit_route_decline(e->name, a->addr, a->size);
-                continue;
-            }
-            exit_stats_done(s, t0);
             return true;
         case EXIT_ROUTE_HANDLER_EXTERNAL:
             /* A rep batch is never split: it takes the fallback. */
