@@ -21,8 +21,10 @@ scheduler, the two sides sometimes share a CPU, where a wake-up costs a
 tenth of a cross-CPU one, and the floor and the handler would not be
 measured under the same placement.  The host's wake-up cost drifts by
 +-20% from minute to minute (nested virtualization), so the blocking
-ratio is taken per repetition, against a ping-pong run right after that
-repetition's guest runs, and its median is reported.
+ratio is taken per repetition, against the mean of ping-pongs run just
+before and just after that repetition's handler runs, and its median is
+reported; once against the plain ping-pong and once against one whose
+parent is busy for one in-process exit between round trips (--work-ns).
 
   bench/external.py --guest build/tiers/bench/bench-guest.elf [--reps 5]
       [--accels kvm,tcg] [--no-pin] [--markdown OUT.md]

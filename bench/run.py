@@ -221,8 +221,8 @@ def main():
     args = ap.parse_args()
 
     workloads = ["pit_latch_read", "pit_count_read", "pic_imr", "elcr",
-                 "i8042_status", "port61", "pm_timer", "port80_write", "unassigned",
-                 "unassigned_write", "hpet_cap"]
+                 "i8042_status", "port61", "pm_timer", "port80_write",
+                 "unassigned", "unassigned_write", "hpet_cap"]
     configs = []
     all_configs = dict(CONFIGS)
     all_configs.update(ROUTE_CONFIGS)
