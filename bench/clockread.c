@@ -21,14 +21,9 @@
 #include <time.h>
 #include <x86intrin.h>
 
+#include "bench-tool.h"
+
 #define BATCHES 9
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
 
 int main(int argc, char **argv)
 {
@@ -37,15 +32,9 @@ int main(int argc, char **argv)
     struct timespec ts;
 
     if (argc == 2) {
-        const char *p = argv[1];
-
-        n = 0;
-        while (*p >= '0' && *p <= '9' && n <= 1000000000) {
-            n = n * 10 + (*p++ - '0');
-        }
-        n = *p ? 0 : n;
+        n = bench_parse_count(argv[1], 1000000000);
     }
-    if (argc > 2 || n <= 0 || n > 1000000000) {
+    if (argc > 2 || n <= 0) {
         fprintf(stderr, "usage: clockread [N]\n");
         return 2;
     }
@@ -57,7 +46,6 @@ int main(int argc, char **argv)
         }
         cyc[b] = (double)(__rdtsc() - t0) / n;
     }
-    qsort(cyc, BATCHES, sizeof(cyc[0]), cmp_double);
-    printf("clockread %.1f cycles\n", cyc[BATCHES / 2]);
+    printf("clockread %.1f cycles\n", bench_median(cyc, BATCHES));
     return 0;
 }

@@ -47,6 +47,8 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include "bench-tool.h"
+
 #define BATCHES     5
 #define WARMUP      1000
 
@@ -147,27 +149,6 @@ static void busy_ns(long ns)
     }
 }
 
-/* A decimal number up to @max, the whole string; -1 if it is not one. */
-static long parse_count(const char *p, long max)
-{
-    long v = 0;
-
-    if (!*p) {
-        return -1;
-    }
-    while (*p >= '0' && *p <= '9' && v <= max) {
-        v = v * 10 + (*p++ - '0');
-    }
-    return *p || v > max ? -1 : v;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
-
 int main(int argc, char **argv)
 {
     bool spin = false, do_pin = false, do_poll = false;
@@ -187,13 +168,13 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--pin")) {
             do_pin = true;
         } else if (!strncmp(argv[i], "--work-ns=", 10)) {
-            work_ns = parse_count(argv[i] + 10, 1000000);
+            work_ns = bench_parse_count(argv[i] + 10, 1000000);
             if (work_ns < 0) {
                 fprintf(stderr, "pingpong: bad %s\n", argv[i]);
                 return 2;
             }
         } else {
-            n = parse_count(argv[i], 1000000000);
+            n = bench_parse_count(argv[i], 1000000000);
             if (n <= 0) {
                 fprintf(stderr,
                         "usage: pingpong [--spin|--poll] [--pin] "
@@ -284,9 +265,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "pingpong: the child failed\n");
         return 1;
     }
-    qsort(ns, BATCHES, sizeof(ns[0]), cmp_double);
     printf("pingpong %s %.1f ns\n",
            spin ? "spin" : do_poll ? "blocking-poll" : "blocking",
-           ns[BATCHES / 2]);
+           bench_median(ns, BATCHES));
     return 0;
 }
