@@ -23,13 +23,10 @@ kind=${1:?usage: check-sanitize.sh asan|tsan}
 case $kind in
 asan) extra="--enable-asan --enable-ubsan --disable-werror" ;;
 tsan) extra="--cc=clang-16 --cxx=clang++-16 --host-cc=clang-16 --cross-prefix-i386=x86_64-linux-gnu- --enable-tsan --disable-werror --extra-cflags=-O0"
-    missing=()
-    for p in clang-16 libclang-rt-16-dev; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-    done
+    mapfile -t missing < <(missing_pkgs clang-16 libclang-rt-16-dev)
     if [ ${#missing[@]} -gt 0 ]; then
         say "installing ${missing[*]} (TSan builds with clang)"
-        $([ "$(id -u)" = 0 ] || echo sudo) env DEBIAN_FRONTEND=noninteractive \
+        as_root env DEBIAN_FRONTEND=noninteractive \
             apt-get install -y -q --no-install-recommends "${missing[@]}" > "$BUILD/tsan-apt.log" 2>&1 ||
             die "apt-get install ${missing[*]} failed (see $BUILD/tsan-apt.log)"
     fi
@@ -40,6 +37,7 @@ tsan) extra="--cc=clang-16 --cxx=clang++-16 --host-cc=clang-16 --cross-prefix-i3
 esac
 export QT_BUILD_SUFFIX=-${kind_dir:-$kind} QT_CONFIGURE_EXTRA=$extra
 tests="legacy-ports-test exit-route-test tier-diff-test exit-handler-test"
+# shellcheck disable=SC2086  # one word per test
 QT_BUILD_TARGETS="qemu-system-x86_64 $(printf 'tests/tiers/qtest/%s ' $tests)"
 export QT_BUILD_TARGETS
 "$TOP/scripts/build-qemu.sh" fork || exit 1

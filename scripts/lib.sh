@@ -10,6 +10,19 @@ DL=${QT_DOWNLOAD_DIR:-$BUILD/downloads}
 say()  { printf '[qemu-tiers] %s\n' "$*" >&2; }
 die()  { printf '[qemu-tiers] ERROR: %s\n' "$*" >&2; exit 1; }
 
+# missing_pkgs PKG...: those dpkg does not have installed, one a line.
+missing_pkgs() {
+    local p
+    for p; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || echo "$p"
+    done
+}
+
+# as_root CMD...: run CMD as root, through sudo unless already root.
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
 # check_sha256 FILE EXPECTED: stop with a message naming the file on mismatch.
 check_sha256() {
     local f=$1 want=$2 got

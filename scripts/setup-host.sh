@@ -16,12 +16,6 @@ PKGS="gcc gcc-multilib make patch xz-utils dpkg-dev python3 python3-venv ninja-b
       libglib2.0-dev libpixman-1-dev libslirp-dev libfdt-dev pkgconf seabios ccache"
 BPO_PKGS="meson python3-pycotap"
 
-if [ "$(id -u)" != 0 ]; then
-    SUDO=sudo
-else
-    SUDO=
-fi
-
 need_update=0
 if [ ! -f "$src_list" ] || [ ! -f "$bpo_list" ]; then
     [ -f "$base" ] || die "$base not found: cannot derive apt source entries (is this Debian 12?)"
@@ -31,22 +25,18 @@ if [ ! -f "$src_list" ] || [ ! -f "$bpo_list" ]; then
     sed -e 's/^Types: .*/Types: deb-src/' \
         -e 's/^Suites: bookworm-security$/Suites: trixie-security/' \
         -e 's/^Suites: bookworm .*/Suites: trixie trixie-updates/' \
-        -e 's/^Suites: bookworm$/Suites: trixie/' "$base" | $SUDO tee "$src_list" >/dev/null
+        -e 's/^Suites: bookworm$/Suites: trixie/' "$base" | as_root tee "$src_list" >/dev/null
     # bookworm-backports, from the main-archive stanza only.
     awk 'BEGIN { RS = ""; ORS = "\n\n" } /Suites: bookworm( |$|\n)/ && !/security/ { print; exit }' "$base" |
         sed -e 's/^Types: .*/Types: deb/' -e 's/^Suites: .*/Suites: bookworm-backports/' |
-        $SUDO tee "$bpo_list" >/dev/null
+        as_root tee "$bpo_list" >/dev/null
     need_update=1
 fi
 
-missing=()
-for p in $PKGS; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-done
-bpo_missing=()
-for p in $BPO_PKGS; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || bpo_missing+=("$p")
-done
+# shellcheck disable=SC2086
+mapfile -t missing < <(missing_pkgs $PKGS)
+# shellcheck disable=SC2086
+mapfile -t bpo_missing < <(missing_pkgs $BPO_PKGS)
 # libvirt: exactly the pinned version of each of its packages.
 lv_missing=()
 for p in $LIBVIRT_PKGS; do
@@ -55,8 +45,7 @@ for p in $LIBVIRT_PKGS; do
 done
 # Its Python binding (bookworm's), after libvirt so that it does not pull
 # in bookworm's libvirt0 first.
-dpkg-query -W -f='${Status}' python3-libvirt 2>/dev/null | grep -q 'ok installed' ||
-    lv_missing+=(python3-libvirt)
+[ -z "$(missing_pkgs python3-libvirt)" ] || lv_missing+=(python3-libvirt)
 mv=$(dpkg-query -W -f='${Version}' meson 2>/dev/null || true)
 if [ -n "$mv" ] && dpkg --compare-versions "$mv" lt 1.5; then
     bpo_missing+=(meson)
@@ -79,7 +68,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 if [ $need_update = 1 ]; then
     say "apt-get update"
-    $SUDO apt-get update -q >"$BUILD.apt-update.log" 2>&1 || {
+    as_root apt-get update -q >"$BUILD.apt-update.log" 2>&1 || {
         tail -n 5 "$BUILD.apt-update.log" >&2
         die "apt-get update failed (see $BUILD.apt-update.log)"
     }
@@ -87,19 +76,19 @@ if [ $need_update = 1 ]; then
 fi
 if [ ${#missing[@]} -gt 0 ]; then
     say "installing: ${missing[*]}"
-    $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+    as_root apt-get install -y -q --no-install-recommends "${missing[@]}" ||
         die "apt-get install ${missing[*]} failed"
 fi
 if [ ${#bpo_missing[@]} -gt 0 ]; then
     say "installing from bookworm-backports: ${bpo_missing[*]}"
-    $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports "${bpo_missing[@]}" ||
+    as_root apt-get install -y -q --no-install-recommends -t bookworm-backports "${bpo_missing[@]}" ||
         die "apt-get install -t bookworm-backports ${bpo_missing[*]} failed"
 fi
 if [ ${#lv_missing[@]} -gt 0 ]; then
     # Pinned to backports package by package: their other dependencies
     # come from bookworm itself (not -t, which would pull backports' too).
     say "installing libvirt $LIBVIRT_VERSION from bookworm-backports: ${lv_missing[*]%%=*}"
-    $SUDO apt-get install -y -q --no-install-recommends "${lv_missing[@]}" ||
+    as_root apt-get install -y -q --no-install-recommends "${lv_missing[@]}" ||
         die "apt-get install libvirt $LIBVIRT_VERSION (${lv_missing[*]}) failed"
 fi
 src_listed ||
