@@ -8,7 +8,7 @@ set -uo pipefail
 export QT_DIFF_OPS=${QT_DIFF_OPS:-10000000} QT_BUILD_DIR=$BUILD
 logs=$BUILD/diff-long
 rm -rf "$logs"; mkdir -p "$logs"
-cases="pit pic i8042 pm-timer/pc pm-timer/q35"
+cases=${QT_DIFF_CASES:-pit pic i8042 pm-timer/pc pm-timer/q35}
 say "differential test, $QT_DIFF_OPS operations per device, logs in ${logs#"$TOP"/}"
 printf '%s\n' $cases | xargs -P 2 -I{} sh -c \
     'log="$1/$(echo "$2" | tr / -).log"

@@ -1,10 +1,11 @@
 /*
  * qemu-tiers kernel tier: the i8259 PIC pair and its ELCRs.
  *
- * Works on QEMU's own PICCommonState (hw/intc/i8259.c), under the
- * device's lock, through the register helpers that QEMU's MemoryRegionOps
- * use too (pic_register_read/write, pic_elcr_read/write): one state, one
- * state machine, the same vmstate.
+ * Works on QEMU's own PICCommonState (hw/intc/i8259.c) through the
+ * register helpers that QEMU's MemoryRegionOps use too (pic_register_read/
+ * write, pic_elcr_read/write): one state, one state machine, the same
+ * vmstate.  Writes run under the device's lock; reads under its sequence
+ * count, without the lock (hw/split/tier-lock.h).
  *
  * Served inline (byte accesses; the routes are limited to one byte):
  *  - base+0 read: IRR or ISR, as OCW3's read-register select says;
@@ -91,42 +92,63 @@ static void pic_drive_output(PICCommonState *s)
     }
 }
 
+/*
+ * A register read, without the device lock: under its sequence count
+ * (hw/split/tier-lock.h), since outside poll mode a read only looks at
+ * IRR/ISR (OCW3's read-register select), IMR or the ELCR.
+ */
+static ExitInlineResult pic_inline_read(PICCommonState *s, uint16_t port,
+                                        uint64_t *data)
+{
+    uint32_t addr = port - s->iobase;
+    bool poll;
+    TierReader r;
+
+    tier_read_begin(&r, &s->lock);
+    do {
+        poll = false;
+        if (port == s->elcr_addr) {
+            *data = pic_elcr_read(s);
+        } else if (pic_register_read_has_effects(s)) {
+            poll = true;
+        } else {
+            *data = pic_register_peek(s, addr);
+        }
+    } while (tier_read_retry(&r));
+    if (poll) {
+        trace_split_pic_decline(s->master, addr, "poll mode");
+        return EXIT_INLINE_DECLINE;
+    }
+    return EXIT_INLINE_DONE;
+}
+
 static ExitInlineResult pic_inline_access(void *opaque,
                                           const ExitAccess *access,
                                           uint64_t *data)
 {
     PICCommonState *s = opaque;
     uint32_t addr = access->addr - s->iobase;
-    ExitInlineResult ret = EXIT_INLINE_DONE;
     bool drive = false;
 
     if (access->size != 1) {
         return EXIT_INLINE_DECLINE;
     }
-    qemu_rec_mutex_lock(&s->lock);
-    if (access->addr == s->elcr_addr) {
-        if (access->is_write) {
-            pic_elcr_write(s, access->data);
-        } else {
-            *data = pic_elcr_read(s);
-        }
-    } else if (access->is_write) {
-        if (pic_register_write_may_update(s, addr, access->data)) {
-            drive = pic_write_deferring_output(s, addr, access->data);
-        } else {
-            pic_register_write(s, addr, access->data);
-        }
-    } else if (pic_register_read_has_effects(s)) {
-        trace_split_pic_decline(s->master, addr, "poll mode");
-        ret = EXIT_INLINE_DECLINE;
-    } else {
-        *data = pic_register_read(s, addr);
+    if (!access->is_write) {
+        return pic_inline_read(s, access->addr, data);
     }
-    qemu_rec_mutex_unlock(&s->lock);
+    tier_lock(&s->lock);
+    if (access->addr == s->elcr_addr) {
+        pic_elcr_write(s, access->data);
+    } else if (pic_register_write_may_update(s, addr, access->data)) {
+        drive = pic_write_deferring_output(s, addr, access->data);
+    } else {
+        pic_register_write(s, addr, access->data);
+    }
+    tier_unlock(&s->lock);
     if (drive) {
         pic_drive_output(s);
     }
-    return ret;
+    return EXIT_INLINE_DONE;
 }
 
 static const ExitInlineOps pic_inline_ops = {

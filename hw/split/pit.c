@@ -39,7 +39,7 @@ static ExitInlineResult pit_inline_access(void *opaque,
     if (access->size != 1 || addr > 3) {
         return EXIT_INLINE_DECLINE;
     }
-    QEMU_LOCK_GUARD(&pit->lock);
+    TIER_LOCK_GUARD(&pit->lock);
     if (access->is_write) {
         if (pit_register_write_may_update(pit, addr)) {
             trace_split_pit_decline(addr, "channel 0 count load sets IRQ0");
