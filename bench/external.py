@@ -26,6 +26,12 @@ before and just after that repetition's handler runs, and its median is
 reported; once against the plain ping-pong and once against one whose
 parent is busy for one in-process exit between round trips (--work-ns).
 
+Under KVM, each repetition also runs bench/kvmwake: the same eventfd
+ping-pong from a bare KVM vCPU thread (no QEMU), right after a KVM_RUN
+exit, after a busy gap as long as the exit, and back to back.  What a
+wake-up costs right after leaving the guest is the platform's, not the
+router's; the blocking mode's extra cost is reported against it too.
+
   bench/external.py --guest build/tiers/bench/bench-guest.elf [--reps 5]
       [--accels kvm,tcg] [--no-pin] [--markdown OUT.md]
 """
@@ -48,6 +54,7 @@ TIERS = os.path.join(bench_run.BUILD, "tiers")
 HANDLER = os.path.join(TIERS, "accel", "route", "libexithandler",
                        "exit-handler-post")
 PINGPONG = os.path.join(TIERS, "bench", "pingpong")
+KVMWAKE = os.path.join(TIERS, "bench", "kvmwake")
 PORT = 0x1234
 OPS = {"kvm": 2000, "tcg": 2000}
 MODES = ["in-process", "blocking", "polling"]
@@ -134,6 +141,15 @@ def pingpong(kind, pin, work_ns=0):
     return float(out.split()[2])
 
 
+def kvmwake():
+    """One bench/kvmwake run: {mode: (iteration ns, write ns)}."""
+    out = subprocess.run([KVMWAKE, "-n", "4000", "-b", "4"],
+                         capture_output=True, text=True, check=True).stdout
+    return {f[0]: (float(f[1]), float(f[2])) for f in
+            (line.split() for line in out.splitlines())
+            if len(f) == 3 and f[0] in ("run", "exit+pp", "gap+pp", "pp")}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
@@ -157,12 +173,14 @@ def main():
         sys.exit("external: --modes must include in-process (known: %s)"
                  % ", ".join(MODES))
     rows = []
+    kvm_wake = None
     for accel in args.accels.split(","):
         if accel == "kvm" and not os.access("/dev/kvm", os.W_OK):
             print("external: skipping kvm: /dev/kvm is not usable")
             continue
         samples = {m: [] for m in modes}
-        paired, paired_gap = [], []
+        paired, paired_gap, paired_kvm = [], [], []
+        wake = []
         floors = {"blocking": [], "gap": [], "poll": [], "spin": []}
         for rep in range(args.reps):
             with tempfile.TemporaryDirectory() as tmp:
@@ -186,11 +204,19 @@ def main():
             floors["gap"].append(floor_gap)
             floors["poll"].append(pingpong("poll", pin))
             floors["spin"].append(pingpong("spin", pin))
+            # The same ping-pong from a bare KVM vCPU thread, without
+            # QEMU: its round trip right after a KVM_RUN exit.
+            if accel == "kvm" and pin and os.path.exists(KVMWAKE):
+                w = kvmwake()
+                wake.append((w["exit+pp"][0] - w["run"][0],
+                             w["gap+pp"][0] - w["run"][0], w["pp"][0]))
             if "blocking" in modes:
                 extra = (samples["blocking"][-1][0] -
                          samples["in-process"][-1][0]) / ghz
                 paired.append(extra / floor)
                 paired_gap.append(extra / floor_gap)
+                if accel == "kvm" and wake:
+                    paired_kvm.append(extra / wake[-1][0])
             print("external: %s rep %d/%d done" % (accel, rep + 1, args.reps),
                   file=sys.stderr)
         med = {m: statistics.median(x[0] for x in samples[m]) / ghz
@@ -201,6 +227,8 @@ def main():
             mn.setdefault(m, float("nan"))
         rows.append((accel, med, mn, paired, paired_gap,
                      {k: statistics.median(v) for k, v in floors.items()}))
+        if wake:
+            kvm_wake = (wake, paired_kvm)
 
     def med_or_nan(xs):
         return statistics.median(xs) if xs else float("nan")
@@ -234,6 +262,19 @@ def main():
               "; ".join("%s: %.0f, %.0f, %.0f, %.0f ns" %
                         (accel, f["blocking"], f["gap"], f["poll"],
                          f["spin"]) for accel, _, _, _, _, f in rows) + ".",
+              ] + ([] if not kvm_wake else [
+              "", "The ping-pong from a bare KVM vCPU thread "
+              "(bench/kvmwake, no QEMU; one run per repetition; round trip "
+              "in ns after a KVM_RUN exit / after a busy gap as long as the "
+              "exit / back to back): " +
+              "; ".join("%.0f / %.0f / %.0f" % w for w in kvm_wake[0]) +
+              ". After an exit the round trip is %.2fx the plain one "
+              "(medians). Blocking mode's extra cost over in-process, "
+              "against the round trip after an exit, per repetition: %s "
+              "(median **%.2f**)." % (
+                  statistics.median(w[0] / w[2] for w in kvm_wake[0]),
+                  ", ".join("%.2f" % r for r in kvm_wake[1]),
+                  med_or_nan(kvm_wake[1])), ""]) + [
               "Placement: " + ("QEMU on CPU 0, the handler on CPU 1"
                                if pin else "left to the scheduler"),
               "Machine: " + bench_run.describe_machine(),

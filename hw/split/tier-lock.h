@@ -11,6 +11,8 @@
  * polling one port otherwise pass back and forth (a contended mutex
  * sleeps in the kernel), and saves the lock/unlock pair on one vCPU.
  *
+ * Taking the mutex spins a little before it sleeps (TIER_LOCK_SPINS).
+ *
  * Rules (asserted where they can be):
  *  - every change to the protected fields is made with the lock held.
  *    The one exception is a migration load, which runs with the VM
@@ -35,6 +37,7 @@
 #include "qemu/seqlock.h"
 #include "qemu/lockable.h"
 #include "qemu/tsan.h"
+#include "qemu/processor.h"
 
 typedef struct TierLock {
     QemuRecMutex mutex;
@@ -54,9 +57,30 @@ static inline void tier_lock_init(TierLock *l)
     l->depth = 0;
 }
 
+/*
+ * Waits for a busy holder this many pauses before sleeping in the mutex.
+ * Holders are brief (one port access, one timer callback), and a mutex
+ * that sleeps costs two system calls per hand-over: two vCPUs polling
+ * one PIT channel would pay them on nearly every access.
+ */
+#define TIER_LOCK_SPINS 100
+
 static inline void tier_lock(TierLock *l)
 {
-    qemu_rec_mutex_lock(&l->mutex);
+    unsigned spins = 0;
+
+    while (qemu_rec_mutex_trylock(&l->mutex)) {
+        /* An odd count: a holder is inside; watch it without writing. */
+        while (qatomic_read(&l->seq.sequence) & 1 &&
+               spins < TIER_LOCK_SPINS) {
+            cpu_relax();
+            spins++;
+        }
+        if (spins++ >= TIER_LOCK_SPINS) {
+            qemu_rec_mutex_lock(&l->mutex);
+            break;
+        }
+    }
     if (l->depth++ == 0) {
         seqlock_write_begin(&l->seq);
     }

@@ -1,9 +1,10 @@
 /*
  * Unit tests of TierLock (hw/split/tier-lock.h), without a VM: the
  * sequence count follows the outermost holder only, a reader that holds
- * the lock itself falls back to the mutex instead of spinning, and
- * lock-free readers never see a half-made change while writers run on
- * other threads.
+ * the lock itself falls back to the mutex instead of spinning, lock-free
+ * readers never see a half-made change while writers run on other
+ * threads, and contending holders (spinning, then sleeping) exclude each
+ * other.
  *
  * Copyright (c) 2026 qemu-tiers contributors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -145,6 +146,43 @@ static void test_concurrent(void)
     g_assert_cmpuint(torn, ==, 0);
 }
 
+#define COUNTER_ADDS 200000
+
+/* Plain read-modify-write under the lock: lost updates if it fails. */
+static void *counter_thread(void *opaque)
+{
+    Regs *s = opaque;
+
+    for (int i = 0; i < COUNTER_ADDS; i++) {
+        tier_lock(&s->lock);
+        s->a++;
+        barrier();
+        s->b = s->a;
+        tier_unlock(&s->lock);
+    }
+    return NULL;
+}
+
+/* Two holders contend: the spin-then-sleep path still excludes. */
+static void test_contended(void)
+{
+    Regs s = { 0 };
+    QemuThread t1, t2;
+    uint32_t a, b;
+
+    tier_lock_init(&s.lock);
+    qemu_thread_create(&t1, "adder1", counter_thread, &s,
+                       QEMU_THREAD_JOINABLE);
+    qemu_thread_create(&t2, "adder2", counter_thread, &s,
+                       QEMU_THREAD_JOINABLE);
+    qemu_thread_join(&t1);
+    qemu_thread_join(&t2);
+    read_section_passes(&s, &a, &b);
+    g_assert_cmpuint(a, ==, 2 * COUNTER_ADDS);
+    g_assert_cmpuint(b, ==, 2 * COUNTER_ADDS);
+    g_assert_cmpuint(s.lock.seq.sequence, ==, 4 * COUNTER_ADDS);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -152,5 +190,6 @@ int main(int argc, char **argv)
     g_test_add_func("/tier-lock/reader-holding-lock",
                     test_reader_holding_lock);
     g_test_add_func("/tier-lock/concurrent", test_concurrent);
+    g_test_add_func("/tier-lock/contended", test_contended);
     return g_test_run();
 }
