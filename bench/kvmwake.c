@@ -179,7 +179,10 @@ int main(int argc, char **argv)
     while ((opt = getopt(argc, argv, "n:b:")) != -1) {
         long *dst = opt == 'n' ? &n : opt == 'b' ? &blocks : NULL;
 
-        if (!dst || (*dst = bench_parse_count(optarg, 100000000)) < 1) {
+        if (dst) {
+            *dst = bench_parse_count(optarg, 100000000);
+        }
+        if (!dst || *dst < 1) {
             fprintf(stderr, "usage: kvmwake [-n ITERATIONS] [-b BLOCKS]\n");
             return 2;
         }
