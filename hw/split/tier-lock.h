@@ -11,8 +11,6 @@
  * polling one port otherwise pass back and forth (a contended mutex
  * sleeps in the kernel), and saves the lock/unlock pair on one vCPU.
  *
- * Taking the mutex spins a little before it sleeps (TIER_LOCK_SPINS).
- *
  * Rules (asserted where they can be):
  *  - every change to the protected fields is made with the lock held.
  *    The one exception is a migration load, which runs with the VM
@@ -37,7 +35,6 @@
 #include "qemu/seqlock.h"
 #include "qemu/lockable.h"
 #include "qemu/tsan.h"
-#include "qemu/processor.h"
 
 typedef struct TierLock {
     QemuRecMutex mutex;
@@ -58,29 +55,13 @@ static inline void tier_lock_init(TierLock *l)
 }
 
 /*
- * Waits for a busy holder this many pauses before sleeping in the mutex.
- * Holders are brief (one port access, one timer callback), and a mutex
- * that sleeps costs two system calls per hand-over: two vCPUs polling
- * one PIT channel would pay them on nearly every access.
+ * No spinning before the mutex sleeps: tried (wait up to 100 PAUSEs for
+ * the holder), two vCPUs polling one PIT channel under TCG were 3-4x
+ * slower in two runs of three on this nested host (bench/RESULTS.md).
  */
-#define TIER_LOCK_SPINS 100
-
 static inline void tier_lock(TierLock *l)
 {
-    unsigned spins = 0;
-
-    while (qemu_rec_mutex_trylock(&l->mutex)) {
-        /* An odd count: a holder is inside; watch it without writing. */
-        while (qatomic_read(&l->seq.sequence) & 1 &&
-               spins < TIER_LOCK_SPINS) {
-            cpu_relax();
-            spins++;
-        }
-        if (spins++ >= TIER_LOCK_SPINS) {
-            qemu_rec_mutex_lock(&l->mutex);
-            break;
-        }
-    }
+    qemu_rec_mutex_lock(&l->mutex);
     if (l->depth++ == 0) {
         seqlock_write_begin(&l->seq);
     }

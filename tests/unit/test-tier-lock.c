@@ -3,8 +3,7 @@
  * sequence count follows the outermost holder only, a reader that holds
  * the lock itself falls back to the mutex instead of spinning, lock-free
  * readers never see a half-made change while writers run on other
- * threads, and contending holders (spinning, then sleeping) exclude each
- * other.
+ * threads, and contending holders exclude each other.
  *
  * Copyright (c) 2026 qemu-tiers contributors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -163,7 +162,7 @@ static void *counter_thread(void *opaque)
     return NULL;
 }
 
-/* Two holders contend: the spin-then-sleep path still excludes. */
+/* Two holders contend: they exclude each other. */
 static void test_contended(void)
 {
     Regs s = { 0 };
