@@ -7,14 +7,16 @@
  * instead (the floor with polling).  Reports the median of 5 batches of
  * N round trips, in ns per round trip:
  *
- *     pingpong [--spin|--poll] [--pin] [--work-ns=NS] [N]
+ *     pingpong [--spin|--poll] [--pin] [--work-ns=NS] [--timeout-ms=MS] [N]
  *                                         (N defaults to 200000)
  *     pingpong blocking 12345.6 ns
  *
  * --poll: each side sleeps in poll() on its doorbell and one end of a
  * socket pair before reading the doorbell, as QEMU and a handler do (they
  * also watch their connection); the floor with the syscalls a handler
- * round trip needs.  --work-ns=NS: the parent busy-waits NS between round
+ * round trip needs.  --timeout-ms=MS (with --poll): the parent's poll has
+a timeout, as QEMU's wait for a handler has (the route's timeout, in
+slices of 50 ms).  --work-ns=NS: the parent busy-waits NS between round
  * trips (standing for the guest's part of an exit); NS is subtracted from
  * the result.
  *
@@ -117,15 +119,21 @@ static void efd_read(int fd)
     }
 }
 
-/* --poll: sleep until @fd is readable, also watching the socket @sock. */
-static void efd_poll(int fd, int sock)
+/*
+ * --poll: sleep until @fd is readable, also watching the socket @sock;
+ * with a timeout of @timeout_ms unless it is 0 (--timeout-ms).
+ */
+static void efd_poll(int fd, int sock, long timeout_ms)
 {
     struct pollfd p[2] = {
         { .fd = fd, .events = POLLIN },
         { .fd = sock, .events = POLLIN | POLLRDHUP },
     };
+    struct timespec ts = {
+        .tv_sec = timeout_ms / 1000, .tv_nsec = timeout_ms % 1000 * 1000000,
+    };
 
-    while (poll(p, 2, -1) < 0) {
+    while (ppoll(p, 2, timeout_ms ? &ts : NULL, NULL) < 0) {
         if (errno != EINTR) {
             die("poll");
         }
@@ -153,7 +161,7 @@ int main(int argc, char **argv)
 {
     bool spin = false, do_pin = false, do_poll = false;
     int sp[2] = { -1, -1 };
-    long n = 200000, work_ns = 0;
+    long n = 200000, work_ns = 0, timeout_ms = 0;
     uint64_t total, seq = 0;
     double ns[BATCHES];
     Shared *sh = NULL;
@@ -167,6 +175,12 @@ int main(int argc, char **argv)
             do_poll = true;
         } else if (!strcmp(argv[i], "--pin")) {
             do_pin = true;
+        } else if (!strncmp(argv[i], "--timeout-ms=", 13)) {
+            timeout_ms = bench_parse_count(argv[i] + 13, 60000);
+            if (timeout_ms < 1) {
+                fprintf(stderr, "pingpong: bad %s\n", argv[i]);
+                return 2;
+            }
         } else if (!strncmp(argv[i], "--work-ns=", 10)) {
             work_ns = bench_parse_count(argv[i] + 10, 1000000);
             if (work_ns < 0) {
@@ -178,13 +192,17 @@ int main(int argc, char **argv)
             if (n <= 0) {
                 fprintf(stderr,
                         "usage: pingpong [--spin|--poll] [--pin] "
-                        "[--work-ns=NS] [N]\n");
+                        "[--work-ns=NS] [--timeout-ms=MS] [N]\n");
                 return 2;
             }
         }
     }
     if (spin && do_poll) {
         fprintf(stderr, "pingpong: --spin and --poll exclude each other\n");
+        return 2;
+    }
+    if (timeout_ms && !do_poll) {
+        fprintf(stderr, "pingpong: --timeout-ms needs --poll\n");
         return 2;
     }
     if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
@@ -223,7 +241,7 @@ int main(int argc, char **argv)
                 __atomic_store_n(&sh->pong, i, __ATOMIC_RELEASE);
             } else {
                 if (do_poll) {
-                    efd_poll(a, sp[1]);
+                    efd_poll(a, sp[1], 0);
                 }
                 efd_read(a);
                 efd_write(b);
@@ -247,7 +265,7 @@ int main(int argc, char **argv)
             } else {
                 efd_write(a);
                 if (do_poll) {
-                    efd_poll(b, sp[0]);
+                    efd_poll(b, sp[0], timeout_ms);
                 }
                 efd_read(b);
             }
