@@ -56,28 +56,10 @@ typedef struct Vcpu {
     struct kvm_run *run;
 } Vcpu;
 
-static void die(const char *what)
-{
-    fprintf(stderr, "kvmwake: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void pin(int cpu)
 {
-    cpu_set_t set;
-
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (sched_setaffinity(0, sizeof(set), &set)) {
-        die("sched_setaffinity");
+    if (bench_pin(cpu) < 0) {
+        bench_die("sched_setaffinity");
     }
 }
 
@@ -93,47 +75,47 @@ static void vcpu_create(Vcpu *v)
 
     kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (kvm < 0) {
-        die("/dev/kvm");
+        bench_die("/dev/kvm");
     }
     vm = ioctl(kvm, KVM_CREATE_VM, 0);
     if (vm < 0) {
-        die("KVM_CREATE_VM");
+        bench_die("KVM_CREATE_VM");
     }
     ram = mmap(NULL, 0x1000, PROT_READ | PROT_WRITE,
                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (ram == MAP_FAILED) {
-        die("mmap");
+        bench_die("mmap");
     }
     memcpy(ram, code, sizeof(code));
     mem.memory_size = 0x1000;
     mem.userspace_addr = (uintptr_t)ram;
     if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &mem)) {
-        die("KVM_SET_USER_MEMORY_REGION");
+        bench_die("KVM_SET_USER_MEMORY_REGION");
     }
     v->fd = ioctl(vm, KVM_CREATE_VCPU, 0);
     if (v->fd < 0) {
-        die("KVM_CREATE_VCPU");
+        bench_die("KVM_CREATE_VCPU");
     }
     size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
     v->run = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
     if (v->run == MAP_FAILED) {
-        die("mmap kvm_run");
+        bench_die("mmap kvm_run");
     }
     if (ioctl(v->fd, KVM_GET_SREGS, &sregs)) {
-        die("KVM_GET_SREGS");
+        bench_die("KVM_GET_SREGS");
     }
     sregs.cs.base = 0;
     sregs.cs.selector = 0;
     if (ioctl(v->fd, KVM_SET_SREGS, &sregs) ||
         ioctl(v->fd, KVM_SET_REGS, &regs)) {
-        die("KVM_SET_REGS");
+        bench_die("KVM_SET_REGS");
     }
 }
 
 static void vcpu_exit_once(Vcpu *v)
 {
     if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-        die("KVM_RUN");
+        bench_die("KVM_RUN");
     }
     if (v->run->exit_reason != KVM_EXIT_IO || v->run->io.port != 0x80) {
         fprintf(stderr, "kvmwake: unexpected exit %u\n", v->run->exit_reason);
@@ -144,26 +126,12 @@ static void vcpu_exit_once(Vcpu *v)
 /* write(kick), timed; then block until the peer answers. */
 static int64_t pingpong_once(int kick, int reply)
 {
-    uint64_t one = 1, got;
-    int64_t t0 = now_ns(), t1;
+    uint64_t t0 = bench_now_ns(), t1;
 
-    if (write(kick, &one, sizeof(one)) != sizeof(one)) {
-        die("write");
-    }
-    t1 = now_ns();
-    if (read(reply, &got, sizeof(got)) != sizeof(got)) {
-        die("read");
-    }
+    bench_efd_write(kick);
+    t1 = bench_now_ns();
+    bench_efd_read(reply);
     return t1 - t0;
-}
-
-static void busy_wait(int64_t ns)
-{
-    int64_t end = now_ns() + ns;
-
-    while (now_ns() < end) {
-        /* spin */
-    }
 }
 
 int main(int argc, char **argv)
@@ -190,23 +158,19 @@ int main(int argc, char **argv)
     kick = eventfd(0, EFD_CLOEXEC);
     reply = eventfd(0, EFD_CLOEXEC);
     if (kick < 0 || reply < 0) {
-        die("eventfd");
+        bench_die("eventfd");
     }
     peer = fork();
     if (peer < 0) {
-        die("fork");
+        bench_die("fork");
     }
     if (peer == 0) {
-        uint64_t val;
-
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         pin(1);
-        while (read(kick, &val, sizeof(val)) == sizeof(val)) {
-            if (write(reply, &val, sizeof(val)) != sizeof(val)) {
-                break;
-            }
+        for (;;) {
+            bench_efd_read(kick);
+            bench_efd_write(reply);
         }
-        _exit(0);
     }
     pin(0);
     vcpu_create(&v);
@@ -216,11 +180,9 @@ int main(int argc, char **argv)
     }
 
     for (long b = 0; b < blocks; b++) {
-        long per = n;
-
         for (int m = 0; m < N_MODES; m++) {
-            for (long i = 0; i < per; i++) {
-                int64_t t0 = now_ns(), w = 0;
+            for (long i = 0; i < n; i++) {
+                uint64_t t0 = bench_now_ns(), w = 0;
 
                 switch (m) {
                 case MODE_RUN:
@@ -231,26 +193,26 @@ int main(int argc, char **argv)
                     w = pingpong_once(kick, reply);
                     break;
                 case MODE_GAP_PP:
-                    busy_wait(gap_ns);
+                    bench_busy_ns(gap_ns);
                     w = pingpong_once(kick, reply);
                     break;
                 case MODE_PP:
                     w = pingpong_once(kick, reply);
                     break;
                 }
-                iter[m][filled + i] = now_ns() - t0;
+                iter[m][filled + i] = bench_now_ns() - t0;
                 wr[m][filled + i] = w;
             }
             if (m == MODE_RUN) {
                 /* The gap for gap+pp: this block's median exit. */
-                double *tmp = malloc(per * sizeof(double));
+                double *tmp = malloc(n * sizeof(double));
 
-                memcpy(tmp, &iter[m][filled], per * sizeof(double));
-                gap_ns = bench_median(tmp, per);
+                memcpy(tmp, &iter[m][filled], n * sizeof(double));
+                gap_ns = bench_median(tmp, n);
                 free(tmp);
             }
         }
-        filled += per;
+        filled += n;
     }
     kill(peer, SIGKILL);
     waitpid(peer, NULL, 0);

@@ -15,8 +15,8 @@
  * socket pair before reading the doorbell, as QEMU and a handler do (they
  * also watch their connection); the floor with the syscalls a handler
  * round trip needs.  --timeout-ms=MS (with --poll): the parent's poll has
-a timeout, as QEMU's wait for a handler has (the route's timeout, in
-slices of 50 ms).  --work-ns=NS: the parent busy-waits NS between round
+ * a timeout, as QEMU's wait for a handler has (the route's timeout, in
+ * slices of 50 ms).  --work-ns=NS: the parent busy-waits NS between round
  * trips (standing for the guest's part of an exit); NS is subtracted from
  * the result.
  *
@@ -71,51 +71,11 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "pingpong: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
-
 static void pin(int cpu)
 {
-    cpu_set_t set;
-
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (sched_setaffinity(0, sizeof(set), &set) < 0) {
+    if (bench_pin(cpu) < 0) {
         fprintf(stderr, "pingpong: cannot pin to CPU %d: %s\n", cpu,
                 strerror(errno));
-    }
-}
-
-static void efd_write(int fd)
-{
-    uint64_t one = 1;
-
-    while (write(fd, &one, sizeof(one)) != sizeof(one)) {
-        if (errno != EINTR) {
-            die("eventfd write");
-        }
-    }
-}
-
-static void efd_read(int fd)
-{
-    uint64_t v;
-
-    while (read(fd, &v, sizeof(v)) != sizeof(v)) {
-        if (errno != EINTR) {
-            die("eventfd read");
-        }
     }
 }
 
@@ -135,7 +95,7 @@ static void efd_poll(int fd, int sock, long timeout_ms)
 
     while (ppoll(p, 2, timeout_ms ? &ts : NULL, NULL) < 0) {
         if (errno != EINTR) {
-            die("poll");
+            bench_die("poll");
         }
     }
 }
@@ -144,16 +104,6 @@ static void spin_until(uint64_t *p, uint64_t v)
 {
     while (__atomic_load_n(p, __ATOMIC_ACQUIRE) != v) {
         cpu_relax();
-    }
-}
-
-/* Stands for the vCPU's own part of a round trip (the guest and its exit). */
-static void busy_ns(long ns)
-{
-    uint64_t end = now_ns() + ns;
-
-    while (now_ns() < end) {
-        /* no PAUSE: see cpu_relax() */
     }
 }
 
@@ -214,22 +164,22 @@ int main(int argc, char **argv)
         sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         if (sh == MAP_FAILED) {
-            die("mmap");
+            bench_die("mmap");
         }
     } else {
         a = eventfd(0, 0);
         b = eventfd(0, 0);
         if (a < 0 || b < 0) {
-            die("eventfd");
+            bench_die("eventfd");
         }
         if (do_poll && socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0) {
-            die("socketpair");
+            bench_die("socketpair");
         }
     }
 
     pid = fork();
     if (pid < 0) {
-        die("fork");
+        bench_die("fork");
     }
     if (pid == 0) {
         if (do_pin) {
@@ -243,8 +193,8 @@ int main(int argc, char **argv)
                 if (do_poll) {
                     efd_poll(a, sp[1], 0);
                 }
-                efd_read(a);
-                efd_write(b);
+                bench_efd_read(a);
+                bench_efd_write(b);
             }
         }
         _exit(0);
@@ -255,7 +205,7 @@ int main(int argc, char **argv)
     }
     for (int batch = -1; batch < BATCHES; batch++) {
         long count = batch < 0 ? WARMUP : n;
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
 
         for (long i = 0; i < count; i++) {
             seq++;
@@ -263,18 +213,18 @@ int main(int argc, char **argv)
                 __atomic_store_n(&sh->ping, seq, __ATOMIC_RELEASE);
                 spin_until(&sh->pong, seq);
             } else {
-                efd_write(a);
+                bench_efd_write(a);
                 if (do_poll) {
                     efd_poll(b, sp[0], timeout_ms);
                 }
-                efd_read(b);
+                bench_efd_read(b);
             }
             if (work_ns) {
-                busy_ns(work_ns);
+                bench_busy_ns(work_ns);
             }
         }
         if (batch >= 0) {
-            ns[batch] = (double)(now_ns() - t0) / count - work_ns;
+            ns[batch] = (double)(bench_now_ns() - t0) / count - work_ns;
         }
     }
 
