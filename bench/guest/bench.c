@@ -284,89 +284,129 @@ static inline void consume(u32 v)
     asm volatile("" : : "r"(v));
 }
 
-static void op_pit_latch_read(void)
+static void loop_pit_latch_read(u32 n)
 {
-    outb(0x43, 0x00);               /* counter latch, channel 0 */
-    consume(inb(0x40));
-    consume(inb(0x40));
+    while (n--) {
+        outb(0x43, 0x00);               /* counter latch, channel 0 */
+        consume(inb(0x40));
+        consume(inb(0x40));
+    }
 }
 
 /*
  * Channel 0's live count, low then high byte (the access mode the BIOS
  * programmed): two accesses that each read the clock.
  */
-static void op_pit_count_read(void)
+static void loop_pit_count_read(u32 n)
 {
-    consume(inb(0x40));
-    consume(inb(0x40));
+    while (n--) {
+        consume(inb(0x40));
+        consume(inb(0x40));
+    }
 }
 
-static void op_pic_imr(void)
+static void loop_pic_imr(u32 n)
 {
-    consume(inb(0x21));
+    while (n--) {
+        consume(inb(0x21));
+    }
 }
 
-static void op_elcr(void)
+static void loop_elcr(u32 n)
 {
-    consume(inb(0x4d0));
+    while (n--) {
+        consume(inb(0x4d0));
+    }
 }
 
-static void op_i8042_status(void)
+static void loop_i8042_status(u32 n)
 {
-    consume(inb(0x64));
+    while (n--) {
+        consume(inb(0x64));
+    }
 }
 
-static void op_port61(void)
+static void loop_port61(u32 n)
 {
-    consume(inb(0x61));
+    while (n--) {
+        consume(inb(0x61));
+    }
 }
 
-static void op_pm_timer(void)
+static void loop_pm_timer(u32 n)
 {
-    consume(inl(pm_timer_port));
+    while (n--) {
+        consume(inl(pm_timer_port));
+    }
 }
 
-static void op_port80_write(void)
+static void loop_port80_write(u32 n)
 {
-    outb(0x80, 0);
+    while (n--) {
+        outb(0x80, 0);
+    }
 }
 
-static void op_unassigned(void)
+static void loop_unassigned(u32 n)
 {
-    consume(inb(0x1234));
+    while (n--) {
+        consume(inb(0x1234));
+    }
 }
 
 /* A write nothing answers: what an "ignore" route can absorb. */
-static void op_unassigned_write(void)
+static void loop_unassigned_write(u32 n)
 {
-    outb(0x1236, 0);
+    while (n--) {
+        outb(0x1236, 0);
+    }
 }
 
 /* MMIO: the HPET's capabilities register (device state, no clock). */
 #define HPET_BASE 0xfed00000u
 
-static void op_hpet_cap(void)
+static void loop_hpet_cap(u32 n)
 {
-    consume(mmio_read32(HPET_BASE));
+    while (n--) {
+        consume(mmio_read32(HPET_BASE));
+    }
 }
 
+/*
+ * No access at all: what the loop itself costs per iteration (a
+ * decrement and a branch; under TCG one chained translation block).
+ */
+static void loop_empty(u32 n)
+{
+    while (n--) {
+        asm volatile("");
+    }
+}
+
+/*
+ * Each workload is its own tight loop over @n operations, so an access
+ * costs what the access costs plus a decrement and a branch (a call
+ * through a pointer per operation added two indirect jumps, which TCG
+ * resolves through its TB lookup helper: 34 cycles an operation).
+ */
 struct workload {
     const char *name;
-    void (*op)(void);
+    void (*loop)(u32 n);
 };
 
 static const struct workload workloads[] = {
-    { "pit_latch_read", op_pit_latch_read },
-    { "pit_count_read", op_pit_count_read },
-    { "pic_imr", op_pic_imr },
-    { "elcr", op_elcr },
-    { "i8042_status", op_i8042_status },
-    { "port61", op_port61 },
-    { "pm_timer", op_pm_timer },
-    { "port80_write", op_port80_write },
-    { "unassigned", op_unassigned },
-    { "unassigned_write", op_unassigned_write },
-    { "hpet_cap", op_hpet_cap },
+    { "pit_latch_read", loop_pit_latch_read },
+    { "pit_count_read", loop_pit_count_read },
+    { "pic_imr", loop_pic_imr },
+    { "elcr", loop_elcr },
+    { "i8042_status", loop_i8042_status },
+    { "port61", loop_port61 },
+    { "pm_timer", loop_pm_timer },
+    { "port80_write", loop_port80_write },
+    { "unassigned", loop_unassigned },
+    { "unassigned_write", loop_unassigned_write },
+    { "hpet_cap", loop_hpet_cap },
+    { "empty", loop_empty },
 };
 #define N_WORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
 
@@ -378,22 +418,25 @@ static u32 ap_stop;         /* set by the BSP when its measurement ends */
 static u32 ap_running;      /* APs inside a workload loop */
 static u32 ap_workload;     /* index into workloads[] */
 
+/* Operations an AP runs between two looks at ap_stop. */
+#define AP_CHUNK 64
+
 void ap_main(void)
 {
     u32 seen = 0;
 
     __atomic_fetch_add(&ap_alive, 1, __ATOMIC_SEQ_CST);
     for (;;) {
-        void (*op)(void);
+        void (*loop)(u32 n);
 
         while (shared_load(&ap_gen) == seen) {
             cpu_relax();
         }
         seen = shared_load(&ap_gen);
-        op = workloads[shared_load(&ap_workload)].op;
+        loop = workloads[shared_load(&ap_workload)].loop;
         __atomic_fetch_add(&ap_running, 1, __ATOMIC_SEQ_CST);
         while (!shared_load(&ap_stop)) {
-            op();
+            loop(AP_CHUNK);
         }
         __atomic_fetch_sub(&ap_running, 1, __ATOMIC_SEQ_CST);
     }
@@ -449,7 +492,7 @@ static void run_workload(u32 index, u32 n, u32 rounds, u32 aps)
 {
     const struct workload *w = &workloads[index];
     u64 tenths[32];
-    u32 r, i;
+    u32 r;
 
     if (aps) {
         shared_store(&ap_workload, index);
@@ -459,15 +502,11 @@ static void run_workload(u32 index, u32 n, u32 rounds, u32 aps)
             cpu_relax();
         }
     }
-    for (i = 0; i < n / 10 + 1; i++) {       /* warm-up */
-        w->op();
-    }
+    w->loop(n / 10 + 1);                     /* warm-up */
     for (r = 0; r < rounds; r++) {
         u64 t0 = rdtsc(), t1;
 
-        for (i = 0; i < n; i++) {
-            w->op();
-        }
+        w->loop(n);
         t1 = rdtsc();
         tenths[r] = udiv64((t1 - t0) * 10, n, 0);
     }
@@ -635,7 +674,7 @@ void bench_main(struct multiboot_info *mbi)
         if (!selected(workloads[i].name)) {
             continue;
         }
-        if (workloads[i].op == op_pm_timer && !pm_timer_port) {
+        if (workloads[i].loop == loop_pm_timer && !pm_timer_port) {
             puts_serial("BENCH-ERROR no ACPI PM timer found\n");
             continue;
         }
