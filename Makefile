@@ -13,7 +13,7 @@ ACCEL ?= tcg
 SMP ?= 1
 MACHINE ?= pc
 BENCH_REPS ?= 5
-BENCH_CONFIGS ?= tcg-smp1,tcg-smp2,kvm-smp1,kvm-irqchip-split-smp1,tcg-smp1-routes-10,tcg-smp1-routes-1000,tcg-smp1-routes-10000,kvm-smp1-ignore-write
+BENCH_CONFIGS ?= tcg-smp1,tcg-smp2,tcg-smp2-ap-pic,kvm-smp1,kvm-irqchip-split-smp1,tcg-smp1-routes-10,tcg-smp1-routes-1000,tcg-smp1-routes-10000,kvm-smp1-ignore-write
 export ACCEL SMP MACHINE
 
 S := scripts

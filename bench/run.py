@@ -65,10 +65,21 @@ ROUTE_CONFIGS = {
                                "start=0x1236,direction=write,"
                                "handler=ignore"]),
 }
+# Cross-device configurations: the APs run another workload than the one
+# the BSP measures (the guest's ap= option), so the measured device
+# contends with a different device's accesses only: what the BQL costs a
+# device that another vCPU is not using.
+#   name: (accel, smp, machine, ops per round, BSP workloads, AP workload)
+AP_CONFIGS = {
+    "tcg-smp2-ap-pic": ("tcg", 2, "pc", 50000,
+                        ["pit_latch_read", "pit_count_read", "port61",
+                         "pm_timer", "i8042_status", "elcr", "port80_write"],
+                        "pic_imr"),
+}
 # The q35 PM timer lives at another port; the guest finds it in the FADT.
 Q35_WORKLOADS = ["pm_timer"]
 
-BENCH_RE = re.compile(r"^BENCH workload=(\S+) cpus=(\d+) n=(\d+) "
+BENCH_RE = re.compile(r"^BENCH workload=(\S+) cpus=(\d+) n=(\d+)(?: ap=\S+)? "
                       r"cycles=([\d.]+) min=([\d.]+)")
 
 
@@ -77,7 +88,8 @@ def qemu_binary(which):
 
 
 def run_guest(which, guest, accel, smp, machine, n, only, timeout,
-              fork_args=(), before_start=None, after_done=None):
+              fork_args=(), before_start=None, after_done=None,
+              guest_args=""):
     """Boot the bench guest once; return {workload: (median, min)}.
 
     before_start(qmp_path): the guest is started paused (-S) with a QMP
@@ -88,8 +100,8 @@ def run_guest(which, guest, accel, smp, machine, n, only, timeout,
            "-m", "64", "-nodefaults", "-display", "none",
            "-serial", "stdio", "-no-reboot", "-kernel", guest,
            "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
-           "-append", "n=%d rounds=%d smp=%d only=%s" % (n, ROUNDS, smp,
-                                                         ",".join(only))]
+           "-append", ("n=%d rounds=%d smp=%d only=%s %s" %
+                       (n, ROUNDS, smp, ",".join(only), guest_args)).strip()]
     if which == "fork":
         cmd += list(fork_args)
     qmp_dir = tempfile.TemporaryDirectory() if before_start else None
@@ -251,7 +263,7 @@ def main():
     ap.add_argument("--guest", required=True)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--configs", default=",".join(
-        list(CONFIGS) + list(ROUTE_CONFIGS)))
+        list(CONFIGS) + list(ROUTE_CONFIGS) + list(AP_CONFIGS)))
     ap.add_argument("--markdown", help="also write the table here")
     ap.add_argument("--timeout", type=int, default=300)
     args = ap.parse_args()
@@ -262,6 +274,7 @@ def main():
     configs = []
     all_configs = dict(CONFIGS)
     all_configs.update(ROUTE_CONFIGS)
+    all_configs.update(AP_CONFIGS)
     for name in args.configs.split(","):
         if name not in all_configs:
             sys.exit("bench: unknown config '%s' (known: %s)"
@@ -276,7 +289,12 @@ def main():
     tsc_ghz = host_tsc_ghz()
     for name in configs:
         fork_args = ()
-        if name in ROUTE_CONFIGS:
+        guest_args = ""
+        if name in AP_CONFIGS:
+            accel, smp, machine, n, only, ap = AP_CONFIGS[name]
+            runs = [(machine, only)]
+            guest_args = "ap=" + ap
+        elif name in ROUTE_CONFIGS:
             accel, smp, machine, n, only, fork_args = ROUTE_CONFIGS[name]
             runs = [(machine, only)]
         else:
@@ -291,7 +309,8 @@ def main():
                 for which in ("vanilla", "fork"):
                     for mach, only in runs:
                         res = run_guest(which, args.guest, accel, smp, mach,
-                                        n, only, args.timeout, fork_args)
+                                        n, only, args.timeout, fork_args,
+                                        guest_args=guest_args)
                         for w, cyc in res.items():
                             key = w if mach == machine else \
                                 "%s (%s)" % (w, mach)

@@ -9,8 +9,10 @@
  *
  * With smp=2 (or more) the application processors run the same operation
  * in a loop for as long as the bootstrap processor measures, so every
- * measured access contends with the others.  Options come from the
- * multiboot command line (-append): n=, rounds=, smp=, only=.
+ * measured access contends with the others; with ap=NAME they run
+ * workload NAME instead, so that the measured device contends only with
+ * another device's accesses.  Options come from the multiboot command
+ * line (-append): n=, rounds=, smp=, only=, ap=.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -488,14 +490,36 @@ static void sort_u64(u64 *v, u32 n)
     }
 }
 
-static void run_workload(u32 index, u32 n, u32 rounds, u32 aps)
+/* The workload named by ap=NAME, or -1 (the APs run the BSP's). */
+static int ap_workload_option(void)
+{
+    const char *v = opt("ap");
+    u32 i;
+    int len;
+
+    if (!v) {
+        return -1;
+    }
+    for (i = 0; i < N_WORKLOADS; i++) {
+        for (len = 0; workloads[i].name[len]; len++) {
+        }
+        if (streq_n(v, workloads[i].name, len) &&
+            (v[len] == ' ' || !v[len])) {
+            return i;
+        }
+    }
+    puts_serial("BENCH-ERROR unknown ap= workload\n");
+    return -1;
+}
+
+static void run_workload(u32 index, u32 n, u32 rounds, u32 aps, int ap_index)
 {
     const struct workload *w = &workloads[index];
     u64 tenths[32];
     u32 r;
 
     if (aps) {
-        shared_store(&ap_workload, index);
+        shared_store(&ap_workload, ap_index < 0 ? index : (u32)ap_index);
         shared_store(&ap_stop, 0);
         shared_store(&ap_gen, shared_load(&ap_gen) + 1);
         while (shared_load(&ap_running) < aps) {
@@ -523,6 +547,10 @@ static void run_workload(u32 index, u32 n, u32 rounds, u32 aps)
     put_u64(aps + 1);
     puts_serial(" n=");
     put_u64(n);
+    if (aps && ap_index >= 0) {
+        puts_serial(" ap=");
+        puts_serial(workloads[ap_index].name);
+    }
     puts_serial(" cycles=");
     put_tenths(tenths[rounds / 2]);
     puts_serial(" min=");
@@ -631,6 +659,7 @@ static void irq_test(u32 want)
 void bench_main(struct multiboot_info *mbi)
 {
     u32 n, rounds, smp, aps = 0, i;
+    int ap_index;
 
     if (mbi->flags & (1 << 2)) {
         cmdline = (const char *)mbi->cmdline;
@@ -638,6 +667,7 @@ void bench_main(struct multiboot_info *mbi)
     n = opt_u32("n", 100000);
     rounds = opt_u32("rounds", 5);
     smp = opt_u32("smp", 1);
+    ap_index = ap_workload_option();
     if (rounds < 1 || rounds > 32) {
         rounds = 5;
     }
@@ -678,7 +708,7 @@ void bench_main(struct multiboot_info *mbi)
             puts_serial("BENCH-ERROR no ACPI PM timer found\n");
             continue;
         }
-        run_workload(i, n, rounds, aps);
+        run_workload(i, n, rounds, aps, ap_index);
     }
     puts_serial("BENCH-DONE\n");
     outb(DEBUG_EXIT_PORT, 0);       /* isa-debug-exit, when present */

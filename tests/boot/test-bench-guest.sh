@@ -10,16 +10,18 @@ guest=${QT_BENCH_GUEST:?}
 fail=0
 qemu=$(qemu_binary fork)
 
-run() {     # run MACHINE ACCEL SMP
-    timeout 120 "$qemu" -machine "$1" -accel "$2" -smp "$3" -m 64 \
+run() {     # run MACHINE ACCEL SMP [GUEST-OPTION...]
+    local m=$1 a=$2 smp=$3
+    shift 3
+    timeout 120 "$qemu" -machine "$m" -accel "$a" -smp "$smp" -m 64 \
         -nodefaults -display none -serial stdio -no-reboot -kernel "$guest" \
         -device isa-debug-exit,iobase=0xf4,iosize=4 \
-        -append "n=2000 rounds=3 smp=$3" < /dev/null 2>&1 | tr -d '\r' |
+        -append "n=2000 rounds=3 smp=$smp $*" < /dev/null 2>&1 | tr -d '\r' |
         sed '/^BENCH-DONE/q'
 }
 check() {   # check LABEL OUTPUT CPUS
     local label=$1 out=$2 cpus=$3 w
-    for w in pit_latch_read pit_count_read pic_imr elcr i8042_status port61 pm_timer port80_write unassigned unassigned_write hpet_cap; do
+    for w in pit_latch_read pit_count_read pic_imr elcr i8042_status port61 pm_timer port80_write unassigned unassigned_write hpet_cap empty; do
         grep -Eq "^BENCH workload=$w cpus=$cpus n=2000 cycles=[0-9]+\.[0-9] " <<< "$out" ||
             { echo "FAIL: $label: no result for $w"; fail=1; }
     done
@@ -32,6 +34,14 @@ check() {   # check LABEL OUTPUT CPUS
 check "tcg pc smp1" "$(run pc tcg 1)" 1
 check "tcg q35 smp1" "$(run q35 tcg 1)" 1
 check "tcg pc smp2" "$(run pc tcg 2)" 2
+# ap=: the second vCPU runs another workload than the measured one.
+out=$(run pc tcg 2 ap=pic_imr only=pit_count_read)
+grep -Eq "^BENCH workload=pit_count_read cpus=2 n=2000 ap=pic_imr cycles=[0-9]+\.[0-9] " <<< "$out" &&
+    ! grep -q "^BENCH-ERROR" <<< "$out" && echo "ok: tcg pc smp2 ap=pic_imr" ||
+    { echo "FAIL: tcg pc smp2 ap=pic_imr: $out"; fail=1; }
+out=$(run pc tcg 2 ap=nosuch only=pic_imr)
+grep -q "^BENCH-ERROR unknown ap= workload" <<< "$out" && echo "ok: ap= names an unknown workload" ||
+    { echo "FAIL: ap=nosuch was not refused: $out"; fail=1; }
 if [ -w /dev/kvm ]; then
     check "kvm pc smp1" "$(run pc kvm 1)" 1
 else
