@@ -185,15 +185,22 @@ static int streq_n(const char *a, const char *b, int n)
     return 1;
 }
 
+static int str_len(const char *s)
+{
+    int len = 0;
+
+    while (s[len]) {
+        len++;
+    }
+    return len;
+}
+
 /* Finds "key=" as a word in the command line; returns the value or 0. */
 static const char *opt(const char *key)
 {
     const char *p = cmdline;
-    int len = 0;
+    int len = str_len(key);
 
-    while (key[len]) {
-        len++;
-    }
     while (*p) {
         if ((p == cmdline || p[-1] == ' ') && streq_n(p, key, len) &&
             p[len] == '=') {
@@ -222,13 +229,10 @@ static u32 opt_u32(const char *key, u32 dflt)
 static int selected(const char *name)
 {
     const char *v = opt("only");
-    int len = 0;
+    int len = str_len(name);
 
     if (!v) {
         return 1;
-    }
-    while (name[len]) {
-        len++;
     }
     while (*v && *v != ' ') {
         if (streq_n(v, name, len) && (v[len] == ',' || v[len] == ' ' ||
@@ -501,8 +505,7 @@ static int ap_workload_option(void)
         return -1;
     }
     for (i = 0; i < N_WORKLOADS; i++) {
-        for (len = 0; workloads[i].name[len]; len++) {
-        }
+        len = str_len(workloads[i].name);
         if (streq_n(v, workloads[i].name, len) &&
             (v[len] == ' ' || !v[len])) {
             return i;
