@@ -190,12 +190,19 @@ CLOCK_WORKLOADS = [("pm_timer", 1, 1), ("pm_timer (q35)", 1, 1),
                    ("pit_count_read", 2, 2), ("pit_latch_read", 1, 3)]
 
 
+def smp1_mins(rows):
+    """{(config, workload): (vanilla min, fork min)} of the table rows,
+    and the helper-call floor: port80_write's pair under TCG smp1 (a port
+    whose device does nothing), or None when it was not measured."""
+    mins = {(r[0], r[1]): (r[2], r[3]) for r in rows}
+    return mins, mins.get(("tcg-smp1", "port80_write"))
+
+
 def clock_goal_lines(rows, clock):
     """The kernel tier's clock-port goal, TCG smp1: the fork within 1.2x
     of the bare clock reads plus the vanilla helper-call floor, i.e. what
     vanilla pays for a port whose device does nothing (port 0x80)."""
-    mins = {(r[0], r[1]): (r[2], r[3]) for r in rows}
-    floor = mins.get(("tcg-smp1", "port80_write"))
+    mins, floor = smp1_mins(rows)
     if not floor:
         return []
     lines = ["", "Clock ports, TCG smp1 (goal: fork min <= 1.2 x (clock "
@@ -229,8 +236,7 @@ def state_goal_lines(rows, clock):
     vanilla), with the best ratio a device model that costs nothing could
     reach in this fork: its own helper-call floor (port 0x80's fork min)
     per access plus the bare clock reads."""
-    mins = {(r[0], r[1]): (r[2], r[3]) for r in rows}
-    floor = mins.get(("tcg-smp1", "port80_write"))
+    mins, floor = smp1_mins(rows)
     if not floor:
         return []
     lines = ["", "State-only ports, TCG smp1 (goal: fork/vanilla <= 0.5); "
