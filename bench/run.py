@@ -198,6 +198,15 @@ def smp1_mins(rows):
     return mins, mins.get(("tcg-smp1", "port80_write"))
 
 
+def measured_smp1(mins, workloads):
+    """(workload, clock reads, accesses, (vanilla min, fork min)) for
+    each of @workloads measured under TCG smp1."""
+    for w, nclock, nacc in workloads:
+        m = mins.get(("tcg-smp1", w))
+        if m:
+            yield w, nclock, nacc, m
+
+
 def clock_goal_lines(rows, clock):
     """The kernel tier's clock-port goal, TCG smp1: the fork within 1.2x
     of the bare clock reads plus the vanilla helper-call floor, i.e. what
@@ -212,10 +221,7 @@ def clock_goal_lines(rows, clock):
              "%.1f cycles:" % (clock, floor[0]), "",
              "| workload | clock reads + accesses | bound | fork min | "
              "fork / (clock + floor) |", "|---|---|---:|---:|---:|"]
-    for w, nclock, nacc in CLOCK_WORKLOADS:
-        m = mins.get(("tcg-smp1", w))
-        if not m:
-            continue
+    for w, nclock, nacc, m in measured_smp1(mins, CLOCK_WORKLOADS):
         base = nclock * clock + nacc * floor[0]
         lines.append("| %s | %d + %d | %.1f | %.1f | **%.2f** |"
                      % (w, nclock, nacc, 1.2 * base, m[1], m[1] / base))
@@ -246,10 +252,7 @@ def state_goal_lines(rows, clock):
              % (floor[1], clock), "",
              "| workload | clock reads + accesses | vanilla min | fork min | "
              "fork/vanilla | reachable |", "|---|---|---:|---:|---:|---:|"]
-    for w, nclock, nacc in STATE_WORKLOADS:
-        m = mins.get(("tcg-smp1", w))
-        if not m:
-            continue
+    for w, nclock, nacc, m in measured_smp1(mins, STATE_WORKLOADS):
         best = nacc * floor[1] + nclock * clock
         lines.append("| %s | %d + %d | %.1f | %.1f | **%.2f** | %.2f |"
                      % (w, nclock, nacc, m[0], m[1], m[1] / m[0],
