@@ -391,9 +391,11 @@ static void loop_empty(u32 n)
 
 /*
  * Each workload is its own tight loop over @n operations, so an access
- * costs what the access costs plus a decrement and a branch (a call
- * through a pointer per operation added two indirect jumps, which TCG
- * resolves through its TB lookup helper: 34 cycles an operation).
+ * costs what the access costs plus a decrement and a branch.  (Calling
+ * each operation through a pointer added two indirect jumps, which TCG
+ * resolves through its TB lookup helper: under TCG, a loop that called
+ * an empty operation that way took 34 cycles an iteration; loop_empty
+ * takes 2.8.)
  */
 struct workload {
     const char *name;
