@@ -37,6 +37,7 @@ router's; the blocking mode's extra cost is reported against it too.
 """
 import argparse
 import datetime
+import math
 import os
 import statistics
 import subprocess
@@ -150,6 +151,28 @@ def kvmwake():
             if len(f) == 3 and f[0] in ("run", "exit+pp", "gap+pp", "pp")}
 
 
+def median_ci(xs, level=0.95):
+    """A distribution-free confidence interval for the median of xs: the
+    order statistics x(k) and x(n+1-k), k the largest for which
+    P(Binomial(n, 1/2) < k) <= (1 - level) / 2.  None if n is too small."""
+    xs, n = sorted(xs), len(xs)
+    tail, k = 0.0, 0
+    while True:
+        tail += math.comb(n, k) / 2 ** n
+        if tail > (1 - level) / 2:
+            break
+        k += 1
+    return (xs[k - 1], xs[n - k]) if k >= 1 else None
+
+
+def ci_text(xs):
+    ci = median_ci(xs) if xs else None
+    if not ci:
+        return "too few repetitions for a 95 % interval"
+    return "95 %% interval for the median [%.2f, %.2f], %d repetitions" % (
+        ci[0], ci[1], len(xs))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
@@ -252,6 +275,12 @@ def main():
               "; ".join("%s %s" % (accel, ", ".join(
                   "%.2f/%.2f" % r for r in zip(p, pg)))
                         for accel, _, _, p, pg, _ in rows if p),
+              "", "Blocking ratio, median and its distribution-free "
+              "interval (order statistics): " +
+              "; ".join("%s plain %.2f (%s), with the exit's gap %.2f (%s)"
+                        % (accel, med_or_nan(p), ci_text(p),
+                           med_or_nan(pg), ci_text(pg))
+                        for accel, _, _, p, pg, _ in rows if p) + ".",
               "", ("Floors (bench/pingpong%s, medians of %d runs per "
                    "accelerator): " % (" --pin" if pin else "", args.reps)) +
               "eventfd ping-pong between two processes; "
@@ -271,10 +300,10 @@ def main():
               ". After an exit the round trip is %.2fx the plain one "
               "(medians). Blocking mode's extra cost over in-process, "
               "against the round trip after an exit, per repetition: %s "
-              "(median **%.2f**)." % (
+              "(median **%.2f**; %s)." % (
                   statistics.median(w[0] / w[2] for w in kvm_wake[0]),
                   ", ".join("%.2f" % r for r in kvm_wake[1]),
-                  med_or_nan(kvm_wake[1])), ""]) + [
+                  med_or_nan(kvm_wake[1]), ci_text(kvm_wake[1])), ""]) + [
               "Placement: " + ("QEMU on CPU 0, the handler on CPU 1"
                                if pin else "left to the scheduler"),
               "Machine: " + bench_run.describe_machine(),
