@@ -38,7 +38,6 @@
  */
 
 #include "qemu/osdep.h"
-#include "qemu/lockable.h"
 #include "qemu/main-loop.h"
 #include "qemu/module.h"
 #include "hw/isa/i8259_internal.h"
@@ -127,7 +126,7 @@ static ExitInlineResult pic_inline_access(void *opaque,
                                           uint64_t *data)
 {
     PICCommonState *s = opaque;
-    uint32_t addr = access->addr - s->iobase;
+    uint32_t addr;
     bool drive = false;
 
     if (access->size != 1) {
@@ -136,6 +135,7 @@ static ExitInlineResult pic_inline_access(void *opaque,
     if (!access->is_write) {
         return pic_inline_read(s, access->addr, data);
     }
+    addr = access->addr - s->iobase;
     tier_lock(&s->lock);
     if (access->addr == s->elcr_addr) {
         pic_elcr_write(s, access->data);

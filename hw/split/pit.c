@@ -23,7 +23,6 @@
  */
 
 #include "qemu/osdep.h"
-#include "qemu/lockable.h"
 #include "qemu/module.h"
 #include "hw/timer/i8254_internal.h"
 #include "hw/split/split-tier.h"
