@@ -55,9 +55,11 @@ static inline void tier_lock_init(TierLock *l)
 }
 
 /*
- * No spinning before the mutex sleeps: tried (wait up to 100 PAUSEs for
- * the holder), two vCPUs polling one PIT channel under TCG were 3-4x
- * slower in two runs of three on this nested host (bench/RESULTS.md).
+ * No spinning before the mutex sleeps.  Tried twice with two vCPUs
+ * polling one PIT channel under TCG (bench/RESULTS.md): waiting up to
+ * 100 PAUSEs for the holder was 3-4x slower in two runs of three on this
+ * nested host, and reading the sequence count up to 128 times without
+ * PAUSE gave no gain beyond the runs' own spread (two passes).
  */
 static inline void tier_lock(TierLock *l)
 {
