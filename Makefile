@@ -4,7 +4,8 @@
 #                (ACCEL=tcg|kvm, SMP=N, MACHINE=pc|q35)
 #   make check   set up, build fork + vanilla twin, run every test
 #   make bench   set up, build both, run bench/ (BENCH_REPS, BENCH_CONFIGS;
-#                bench/external.py: external handlers)
+#                bench/external.py: external handlers; bench/linux.py: the
+#                Debian kernel reading its clock)
 #   make build   build both QEMUs, the guest, the bench guest and the
 #                libvirt examples (build/libvirt/, docs/libvirt.rst)
 #   make clean   remove build/ and qemu/ (downloads are kept)
@@ -76,6 +77,7 @@ bench: build
 	    --reps $(BENCH_REPS) --configs $(BENCH_CONFIGS) --markdown build/bench-results.md
 	@python3 bench/external.py --guest $(TIERS)/bench/bench-guest.elf \
 	    --reps $(BENCH_REPS) --markdown build/bench-external.md
+	@python3 bench/linux.py --reps $(BENCH_REPS) --markdown build/bench-linux.md
 
 clean:
 	rm -rf build/qemu-fork build/qemu-vanilla build/tiers build/run build/guest qemu
