@@ -24,9 +24,13 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
 import run as bench_run  # noqa: E402
+from qmp import QMP  # noqa: E402
 
 # name: (machine, vCPUs).  With the HPET (QEMU's default) Linux reads it
 # (MMIO, not a kernel-tier device): a control.
@@ -64,17 +68,36 @@ def make_initramfs(out):
                    check=True)
 
 
-def boot(which, machine, smp, initrd, n, rounds, timeout):
-    """One boot; returns (clocksource, {clock: [(median, min) per vCPU]})."""
+def boot(which, machine, smp, initrd, n, rounds, timeout, pin):
+    """One boot; returns (clocksource, {clock: [(median, min) per vCPU]}).
+
+    pin: vCPU i runs on host CPU i (libvirt's <vcpupin>).  Left to the
+    scheduler, two busy vCPU threads share one CPU now and then, which
+    doubles the rounds that fall there."""
     kernel = os.path.join(bench_run.BUILD, "guest", "vmlinuz")
     cmd = [bench_run.qemu_binary(which), "-machine", machine, "-accel", "tcg",
            "-smp", str(smp), "-m", "512", "-nodefaults", "-display", "none",
            "-serial", "stdio", "-no-reboot", "-kernel", kernel,
            "-initrd", initrd, "-append",
            "console=ttyS0 panic=-1 quiet qt.n=%d qt.rounds=%d" % (n, rounds)]
-    out = subprocess.run(cmd, capture_output=True, text=True,
-                         errors="replace", timeout=timeout,
-                         stdin=subprocess.DEVNULL).stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        qmp_path = os.path.join(tmp, "qmp.sock")
+        cmd += ["-S", "-qmp", "unix:%s,server=on,wait=off" % qmp_path]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, text=True,
+                                errors="replace")
+        try:
+            q = QMP(qmp_path)
+            if pin:
+                for c in q.cmd("query-cpus-fast"):
+                    os.sched_setaffinity(c["thread-id"],
+                                         {c["cpu-index"] % os.cpu_count()})
+            q.cmd("cont")
+            out, _ = proc.communicate(timeout=timeout)
+        finally:
+            proc.kill()
+            proc.wait()
     clocksource, loops, done = None, {}, False
     for line in out.replace("\r", "").splitlines():
         m = START_RE.match(line)
@@ -103,6 +126,8 @@ def main():
                     help="clock_gettime() calls per round")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--configs", default=",".join(CONFIGS))
+    ap.add_argument("--no-pin", action="store_true",
+                    help="leave the vCPU threads to the host's scheduler")
     ap.add_argument("--markdown")
     args = ap.parse_args()
     configs = args.configs.split(",")
@@ -120,7 +145,7 @@ def main():
             machine, smp = CONFIGS[cfg]
             for which in ("vanilla", "fork"):
                 cs, loops = boot(which, machine, smp, initrd, args.n,
-                                 args.rounds, 600)
+                                 args.rounds, 600, not args.no_pin)
                 sources.setdefault((cfg, which), set()).add(cs)
                 for clock, per_cpu in loops.items():
                     key = (cfg, clock, which)
@@ -145,6 +170,11 @@ def main():
             lines.append("| %s | %s | %s | %.0f | %.0f | **%.2f** | %.0f | "
                          "%.0f | %.2f |" % (cfg, src, clock, v, f, f / v,
                                             vm, fm, fm / vm))
+    lines += ["", "Per run, CLOCK_MONOTONIC, vanilla/fork: " + "; ".join(
+        "%s %s" % (cfg, ", ".join(
+            "%.0f/%.0f" % r for r in zip(med[(cfg, "monotonic", "vanilla")],
+                                         med[(cfg, "monotonic", "fork")])))
+        for cfg in configs)]
     lines += ["",
               "Cycles (TSC) per clock_gettime() call in the guest, every "
               "vCPU calling at once; median over runs of the median over "
@@ -152,6 +182,9 @@ def main():
               "any vCPU. %d runs per build and config, interleaved, each "
               "%d rounds of %d calls; ns = cycles / %.3f GHz."
               % (args.reps, args.rounds, args.n, ghz),
+              "Placement: " + ("vCPU i on host CPU i (as libvirt's "
+                               "<vcpupin>)" if not args.no_pin else
+                               "left to the scheduler"),
               "Guest: Debian kernel %s (scripts/pins.env), busybox "
               "initramfs with bench/linux/init" % guest_kernel_release(),
               "Machine: " + bench_run.describe_machine(),
