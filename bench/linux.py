@@ -72,8 +72,8 @@ def boot(which, machine, smp, initrd, n, rounds, timeout, pin):
     """One boot; returns (clocksource, {clock: [(median, min) per vCPU]}).
 
     pin: vCPU i runs on host CPU i (libvirt's <vcpupin>).  Left to the
-    scheduler, two busy vCPU threads share one CPU now and then, which
-    doubles the rounds that fall there."""
+    scheduler, the two busy vCPU threads were seen on one CPU now and
+    then; pinning takes that away, not the host's own noise (RESULTS.md)."""
     kernel = os.path.join(bench_run.BUILD, "guest", "vmlinuz")
     cmd = [bench_run.qemu_binary(which), "-machine", machine, "-accel", "tcg",
            "-smp", str(smp), "-m", "512", "-nodefaults", "-display", "none",
