@@ -1,6 +1,6 @@
 /*
- * qemu-tiers exit router: the one entry point for port I/O and MMIO
- * exits.
+ * qemu-tiers exit router: the one entry point for port I/O, MMIO and
+ * MSR exits.
  *
  * KVM (kvm_handle_io), TCG (helper_in[bwl], helper_out[bwl]) and qtest
  * (inb, outb...) call exit_route_pio() instead of address_space_*() on
@@ -46,11 +46,16 @@ typedef enum ExitInlineResult {
 /*
  * An inline handler.  @access is called in the vCPU thread without the
  * BQL (or from qtest with it).  It must decide to decline before it
- * changes any state, so that the next handler sees an untouched device.
+ * changes any state, so that the next handler sees an untouched device,
+ * and it declines any access that is not to its own device's ports.
+ * @owns says whether it serves every address of [@start, @last] of
+ * event @type (BQL); a route naming it for anything else is refused.
  */
 typedef struct ExitInlineOps {
     ExitInlineResult (*access)(void *opaque, const ExitAccess *access,
                                uint64_t *data);
+    bool (*owns)(void *opaque, ExitEventType type, uint64_t start,
+                 uint64_t last);
 } ExitInlineOps;
 
 /*
@@ -124,6 +129,21 @@ bool exit_route_msr(uint32_t msr, bool is_write, uint64_t *data);
  */
 bool exit_router_kernel_tier_enabled(void);
 void exit_router_add_kernel_tier_notifier(Notifier *n);
+
+/*
+ * The same switch, for threads without the BQL (a vCPU about to enter
+ * the guest): false until it is resolved, then what
+ * exit_router_kernel_tier_enabled() says.  A change is seen at the next
+ * read.
+ */
+bool exit_router_kernel_tier_active(void);
+
+/*
+ * For tests: the exit-router object's x-msr-filter-failures makes the
+ * next that many MSR filter changes fail as if the accelerator refused
+ * them.  True (and one used up) if this one must.  BQL.
+ */
+bool exit_router_msr_filter_failure_injected(void);
 
 /*
  * Adds the exit-router and kernel-tier properties to TYPE_ACCEL, so that

@@ -20,14 +20,24 @@
  * trusted: every field is read once and checked.
  *
  * Locking (docs/locking.rst):
- *  - ExitHandler.lock: the connection (ExitHandler.conn) and the
- *    producer side of its ring.  Taken by any thread that sends a
- *    request (vCPUs without the BQL; qtest with it) and by the main
- *    loop (with the BQL) to install or tear down a connection.  Order:
- *    BQL -> ExitHandler.lock.  Never held while taking the BQL.
+ *  - ExitHandler.lock: held for a few instructions only, never across a
+ *    wait: it protects ExitHandler.conn, .busy and each connection's
+ *    reference count.  Taken by any thread that sends a request (vCPUs
+ *    without the BQL; qtest with it) and by the main loop (with the BQL)
+ *    to install or tear down a connection.  Order: BQL ->
+ *    ExitHandler.lock.  Never held while taking the BQL.
+ *  - The producer side of a connection's ring (ExitHandlerConn.next,
+ *    .posted_end, the slots it fills): owned by the one thread that has
+ *    claimed the handler (ExitHandler.busy), which may wait for the
+ *    handler's reply; others wait for the claim on ExitHandler.idle, never
+ *    longer than their own route's timeout (exit_handler_claim()).
+ *  - A connection is freed by whoever drops its last reference: the main
+ *    loop tearing it down, or the claimer still using it (it wakes up:
+ *    the teardown rings its doorbell).  So the main loop never waits for
+ *    a vCPU that waits for a handler.
  *  - ExitHandler.up and the counters: atomics.
  *  - Everything else in ExitHandler (chardev, handshake, event rate
- *    limit): BQL.
+ *    limit): BQL (asserted).
  *  - ExitHandlerPool: immutable once its route is published, except its
  *    atomic counters and least-loaded choice.
  *
@@ -54,8 +64,6 @@
 #include "chardev/char-fe.h"
 #include "chardev/char-socket.h"
 #include "io/channel-socket.h"
-#include "hw/boards.h"
-#include "system/system.h"
 #include "accel/route/exit-handler-proto.h"
 #include "accel/route/external.h"
 #include "trace.h"
@@ -84,6 +92,9 @@ typedef struct ExitHandlerConn {
     uint64_t features;          /* accepted in HELLO_REPLY */
     uint64_t next;              /* requests posted so far */
     uint64_t posted_end;        /* next after the last posted write, 0: none */
+    /* ExitHandler.lock */
+    unsigned refs;              /* claimers using it */
+    bool dropped;               /* no longer the handler's; atomic reads */
 } ExitHandlerConn;
 
 struct ExitHandler {
@@ -107,10 +118,11 @@ struct ExitHandler {
     double ev_tokens;
     int64_t ev_stamp_ns;
     uint64_t events_suppressed;
-    Notifier machine_done;
 
     /* The connection in use: see the locking rules above. */
     QemuMutex lock;
+    QemuCond idle;              /* signalled when @busy clears */
+    bool busy;                  /* a thread has claimed the ring */
     ExitHandlerConn *conn;
 
     /* Atomics */
@@ -177,6 +189,7 @@ static bool exit_handler_event_allowed(ExitHandler *h)
 {
     int64_t now = get_clock();
 
+    assert(bql_locked());
     h->ev_tokens += (double)(now - h->ev_stamp_ns) *
                     EXIT_HANDLER_EVENTS_PER_SEC / NANOSECONDS_PER_SECOND;
     h->ev_tokens = MIN(h->ev_tokens, EXIT_HANDLER_EVENT_BURST);
@@ -239,6 +252,7 @@ static void exit_handler_mark_down(ExitHandler *h, ExitHandlerDownReason why)
 static void exit_handler_mark_down_now(ExitHandler *h,
                                        ExitHandlerDownReason why)
 {
+    assert(bql_locked());
     if (exit_handler_take_down(h)) {
         exit_handler_send_down(h, why);
     }
@@ -268,8 +282,52 @@ static void exit_handler_kick(ExitHandlerConn *c)
 }
 
 /*
+ * Claims @h's ring for this thread, waiting for another claimer at most
+ * until @deadline: an access never waits longer than its own route's
+ * timeout, whatever the route of the thread before it allows that one.
+ * Returns the connection, referenced, or NULL (no connection, or the
+ * deadline passed).
+ */
+static ExitHandlerConn *exit_handler_claim(ExitHandler *h, int64_t deadline)
+{
+    ExitHandlerConn *c = NULL;
+
+    qemu_mutex_lock(&h->lock);
+    while (h->busy) {
+        int64_t left = deadline - get_clock();
+
+        if (left <= 0) {
+            goto out;
+        }
+        qemu_cond_timedwait(&h->idle, &h->lock, DIV_ROUND_UP(left, SCALE_MS));
+    }
+    c = h->conn;
+    if (c) {
+        h->busy = true;
+        c->refs++;
+    }
+out:
+    qemu_mutex_unlock(&h->lock);
+    return c;
+}
+
+static void exit_handler_release(ExitHandler *h, ExitHandlerConn *c)
+{
+    bool last;
+
+    qemu_mutex_lock(&h->lock);
+    h->busy = false;
+    last = --c->refs == 0 && c->dropped;
+    qemu_cond_signal(&h->idle);
+    qemu_mutex_unlock(&h->lock);
+    if (last) {
+        exit_handler_conn_free(c);
+    }
+}
+
+/*
  * Waits until @slot is DONE.  Returns -1 on success, or why the handler
- * is to be marked down.  Called with h->lock held.
+ * is to be marked down.  Called by the claimer of @c.
  */
 static int exit_handler_wait(ExitHandler *h, ExitHandlerConn *c,
                              ExitRingSlot *slot, int64_t deadline)
@@ -297,8 +355,8 @@ static int exit_handler_wait(ExitHandler *h, ExitHandlerConn *c,
         if (qatomic_load_acquire(&slot->state) == EXIT_SLOT_DONE) {
             break;
         }
-        if (!qatomic_read(&h->up)) {
-            /* Marked down meanwhile (by the main loop): give up now. */
+        if (!qatomic_read(&h->up) || qatomic_read(&c->dropped)) {
+            /* Marked down or torn down meanwhile: give up now. */
             ret = EXIT_HANDLER_DOWN_REASON_DISCONNECTED;
             break;
         }
@@ -357,16 +415,19 @@ static ExitHandlerResult exit_handler_request(ExitHandler *h,
                                               uint64_t *data)
 {
     ExitHandlerConn *c;
+    ExitHandlerResult res = EXIT_HANDLER_RESULT_FAILED;
     ExitRingSlot *slot;
     uint32_t seq, reply_seq, status;
     uint64_t val;
     int64_t t0, ns;
-    int why;
+    int why = -1;
 
-    QEMU_LOCK_GUARD(&h->lock);
-    c = h->conn;
-    if (!c || !qatomic_read(&h->up) || deadline - get_clock() < min_left) {
+    c = exit_handler_claim(h, deadline);
+    if (!c) {
         return EXIT_HANDLER_RESULT_FAILED;
+    }
+    if (!qatomic_read(&h->up) || deadline - get_clock() < min_left) {
+        goto out;
     }
     slot = &c->slots[c->next & (c->nslots - 1)];
     if (qatomic_load_acquire(&slot->state) == EXIT_SLOT_POSTED) {
@@ -377,7 +438,7 @@ static ExitHandlerResult exit_handler_request(ExitHandler *h,
         post = false;
         why = exit_handler_wait(h, c, slot, deadline);
         if (why >= 0) {
-            goto fail;
+            goto out;
         }
     }
     post = post && a->is_write && (c->features & EXIT_HANDLER_F_POSTED_WRITES);
@@ -406,11 +467,12 @@ static ExitHandlerResult exit_handler_request(ExitHandler *h,
         qatomic_inc(&h->posted);
         qatomic_inc(&h->requests);
         exit_handler_update_depth(h, c);
-        return EXIT_HANDLER_RESULT_DONE;
+        res = EXIT_HANDLER_RESULT_DONE;
+        goto out;
     }
     why = exit_handler_wait(h, c, slot, deadline);
     if (why >= 0) {
-        goto fail;
+        goto out;
     }
     /* Read each field once; the handler may still be writing them. */
     reply_seq = qatomic_read(&slot->reply_seq);
@@ -422,7 +484,7 @@ static ExitHandlerResult exit_handler_request(ExitHandler *h,
                       "to request %u (reply to %u, status %u)\n", h->id, seq,
                       reply_seq, status);
         why = EXIT_HANDLER_DOWN_REASON_PROTOCOL_ERROR;
-        goto fail;
+        goto out;
     }
     /* In order: everything posted before this one is done too. */
     c->posted_end = 0;
@@ -432,15 +494,19 @@ static ExitHandlerResult exit_handler_request(ExitHandler *h,
     qatomic_set(&h->service_ns, (qatomic_read(&h->service_ns) * 7 + ns) / 8);
     if (status == EXIT_SLOT_UNHANDLED) {
         qatomic_inc(&h->unhandled);
-        return EXIT_HANDLER_RESULT_UNHANDLED;
+        res = EXIT_HANDLER_RESULT_UNHANDLED;
+        goto out;
     }
     qatomic_inc(&h->requests);
     *data = a->size >= 8 ? val : val & MAKE_64BIT_MASK(0, a->size * 8);
-    return EXIT_HANDLER_RESULT_DONE;
+    res = EXIT_HANDLER_RESULT_DONE;
 
-fail:
-    exit_handler_failed(h, why);
-    return EXIT_HANDLER_RESULT_FAILED;
+out:
+    exit_handler_release(h, c);
+    if (why >= 0) {
+        exit_handler_failed(h, why);
+    }
+    return res;
 }
 
 /*
@@ -449,12 +515,13 @@ fail:
  */
 static void exit_handler_flush(ExitHandler *h, int64_t deadline)
 {
-    ExitHandlerConn *c;
+    ExitHandlerConn *c = exit_handler_claim(h, deadline);
     int why = -1;
 
-    qemu_mutex_lock(&h->lock);
-    c = h->conn;
-    if (c && c->posted_end) {
+    if (!c) {
+        return;
+    }
+    if (c->posted_end) {
         why = exit_handler_wait(h, c, &c->slots[(c->posted_end - 1) &
                                                 (c->nslots - 1)], deadline);
         if (why < 0) {
@@ -462,7 +529,7 @@ static void exit_handler_flush(ExitHandler *h, int64_t deadline)
             exit_handler_update_depth(h, c);
         }
     }
-    qemu_mutex_unlock(&h->lock);
+    exit_handler_release(h, c);
     if (why >= 0) {
         exit_handler_failed(h, why);
     }
@@ -582,6 +649,7 @@ ExitHandlerPool *exit_handler_pool_new(const char *route_id,
     ExitHandlerPool *p;
     const strList *l;
 
+    assert(bql_locked());
     if (!names) {
         error_setg(errp, "exit route '%s': handler=external needs "
                    "handlers=ID[,...] (exit-handler objects)", route_id);
@@ -632,6 +700,7 @@ void exit_handler_pool_set_published(ExitHandlerPool *p, bool in_table)
 {
     unsigned i;
 
+    assert(bql_locked());
     if (p->in_table == in_table) {
         return;
     }
@@ -662,6 +731,7 @@ void exit_handler_pool_info(const ExitHandlerPool *p, ExitRouteInfo *info)
     strList **tail = &info->handlers;
     unsigned i;
 
+    assert(bql_locked());
     for (i = 0; i < p->n; i++) {
         QAPI_LIST_APPEND(tail, g_strdup(p->h[i]->id));
     }
@@ -679,6 +749,7 @@ void exit_handler_pool_stats(const ExitHandlerPool *p, ExitRouteStats *stats)
     ExitHandlerLoadList **tail = &stats->handlers;
     unsigned i;
 
+    assert(bql_locked());
     stats->has_fallbacks = stats->has_handlers = true;
     stats->fallbacks = qatomic_read(&p->fallbacks);
     for (i = 0; i < p->n; i++) {
@@ -709,21 +780,39 @@ static uint64_t exit_handler_offered_features(const ExitHandler *h)
            (h->poll_us ? EXIT_HANDLER_F_POLL : 0);
 }
 
-/* Tears down the connection in use and any handshake.  BQL. */
+/*
+ * Tears down the connection in use and any handshake.  A thread that has
+ * claimed it keeps it until it lets go (woken by its doorbell), and frees
+ * it then: this never waits for it.  BQL.
+ */
 static void exit_handler_drop_conn(ExitHandler *h)
 {
     ExitHandlerConn *c;
+    bool unused = true;
 
+    assert(bql_locked());
     exit_handler_conn_free(h->pending);
     h->pending = NULL;
     h->rx_len = 0;
-    /* A vCPU inside a request finishes it (or times out) first. */
     qemu_mutex_lock(&h->lock);
     c = h->conn;
     h->conn = NULL;
+    if (c) {
+        qatomic_set(&c->dropped, true);
+        unused = c->refs == 0;
+        if (!unused) {
+            uint64_t one = 1;
+
+            if (write(c->call_fd, &one, sizeof(one)) < 0) {
+                /* A full counter wakes the waiter just as well. */
+            }
+        }
+    }
     qatomic_set(&h->depth, 0);
     qemu_mutex_unlock(&h->lock);
-    exit_handler_conn_free(c);
+    if (unused) {
+        exit_handler_conn_free(c);
+    }
 }
 
 /* A new connection: a fresh ring and doorbells, sent with HELLO.  BQL. */
@@ -751,6 +840,7 @@ static void exit_handler_opened(ExitHandler *h)
     ExitHandlerConn *c;
     int fds[3];
 
+    assert(bql_locked());
     exit_handler_drop_conn(h);
     c = g_new0(ExitHandlerConn, 1);
     c->ring_fd = c->kick_fd = c->call_fd = c->peer_fd = -1;
@@ -817,6 +907,7 @@ static void exit_handler_hello_reply(ExitHandler *h,
     uint64_t offered = exit_handler_offered_features(h);
     char name[sizeof(r->name) + 1];
 
+    assert(bql_locked());
     if (!c || r->magic != EXIT_HANDLER_MAGIC ||
         r->version != EXIT_HANDLER_VERSION || (r->features & ~offered)) {
         qemu_log_mask(LOG_GUEST_ERROR, "exit-handler '%s': bad HELLO_REPLY "
@@ -860,6 +951,7 @@ static void exit_handler_chr_read(void *opaque, const uint8_t *buf, int size)
     ExitHandlerMsgHdr hdr;
     const void *payload = h->rx + sizeof(hdr);
 
+    assert(bql_locked());
     size = MIN(size, (int)(sizeof(h->rx) - h->rx_len));
     memcpy(h->rx + h->rx_len, buf, size);
     h->rx_len += size;
@@ -908,6 +1000,7 @@ static void exit_handler_chr_event(void *opaque, QEMUChrEvent event)
 {
     ExitHandler *h = opaque;
 
+    assert(bql_locked());
     switch (event) {
     case CHR_EVENT_OPENED:
         exit_handler_opened(h);
@@ -945,18 +1038,6 @@ static bool exit_handler_attach(ExitHandler *h, Error **errp)
     return true;
 }
 
-/* -object exit-handler comes before -chardev: attach once both exist. */
-static void exit_handler_machine_done(Notifier *n, void *data)
-{
-    ExitHandler *h = container_of(n, ExitHandler, machine_done);
-    Error *err = NULL;
-
-    if (!h->chr_attached && !exit_handler_attach(h, &err)) {
-        error_report_err(err);
-        exit(1);
-    }
-}
-
 /* ---- the exit-handler object -------------------------------------------- */
 
 static void exit_handler_complete(UserCreatable *uc, Error **errp)
@@ -982,14 +1063,12 @@ static void exit_handler_complete(UserCreatable *uc, Error **errp)
                    "%d", h->id, h->poll_us, EXIT_HANDLER_POLL_US_MAX);
         return;
     }
-    if (phase_check(PHASE_MACHINE_READY)) {
-        if (!exit_handler_attach(h, errp)) {
-            return;
-        }
-    } else {
-        /* Chardevs are created after -object's early objects. */
-        h->machine_done.notify = exit_handler_machine_done;
-        qemu_add_machine_init_done_notifier(&h->machine_done);
+    /*
+     * exit-handler is a late object (patches/0022): its chardev exists,
+     * and a wrong one is reported against the option that named it.
+     */
+    if (!exit_handler_attach(h, errp)) {
+        return;
     }
     h->completed = true;
 }
@@ -1003,10 +1082,6 @@ static void exit_handler_unparent(Object *obj)
 {
     ExitHandler *h = EXIT_HANDLER(obj);
 
-    if (h->machine_done.notify) {
-        qemu_remove_machine_init_done_notifier(&h->machine_done);
-        h->machine_done.notify = NULL;
-    }
     exit_handler_mark_down_now(h, EXIT_HANDLER_DOWN_REASON_DELETED);
     if (h->chr_attached) {
         qemu_chr_fe_deinit(&h->chr, false);
@@ -1062,6 +1137,7 @@ static void exit_handler_instance_init(Object *obj)
     h->ev_tokens = EXIT_HANDLER_EVENT_BURST;
     h->ev_stamp_ns = get_clock();
     qemu_mutex_init(&h->lock);
+    qemu_cond_init(&h->idle);
 }
 
 static void exit_handler_instance_finalize(Object *obj)
@@ -1069,6 +1145,7 @@ static void exit_handler_instance_finalize(Object *obj)
     ExitHandler *h = EXIT_HANDLER(obj);
 
     exit_handler_drop_conn(h);
+    qemu_cond_destroy(&h->idle);
     qemu_mutex_destroy(&h->lock);
     g_free(h->peer_name);
     g_free(h->chardev);

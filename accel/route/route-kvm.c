@@ -17,17 +17,18 @@
 #include "trace.h"
 
 struct ExitNoExit {
-    EventNotifier notifier;     /* one eventfd, shared by every address */
+    EventNotifier notifier;     /* one eventfd, shared by every ioeventfd */
     ExitRouteSpec spec;
-    unsigned len;               /* ioeventfd length: 0 = any */
-    unsigned n;                 /* addresses registered so far */
+    ExitNoExitKick kicks[EXIT_NOEXIT_MAX_KICKS];
+    unsigned n;                 /* ioeventfds registered so far */
 };
 
-static int exit_noexit_ioeventfd(ExitNoExit *ne, uint64_t addr, bool assign)
+static int exit_noexit_ioeventfd(ExitNoExit *ne, const ExitNoExitKick *k,
+                                 bool assign)
 {
     struct kvm_ioeventfd kick = {
-        .addr = addr,
-        .len = ne->len,
+        .addr = k->addr,
+        .len = k->len,
         .fd = event_notifier_get_fd(&ne->notifier),
         .datamatch = ne->spec.datamatch,
     };
@@ -49,25 +50,20 @@ void exit_noexit_remove(ExitNoExit *ne)
     unsigned i;
 
     for (i = 0; i < ne->n; i++) {
-        exit_noexit_ioeventfd(ne, ne->spec.start + i, false);
+        exit_noexit_ioeventfd(ne, &ne->kicks[i], false);
     }
     event_notifier_cleanup(&ne->notifier);
     g_free(ne);
 }
 
-ExitNoExit *exit_noexit_install(const ExitRouteSpec *spec,
-                                unsigned access_size)
+ExitNoExit *exit_noexit_install(const ExitRouteSpec *spec)
 {
-    uint64_t addrs = spec->last - spec->start + 1;
+    ExitNoExitKick kicks[EXIT_NOEXIT_MAX_KICKS];
+    unsigned n = exit_noexit_plan(spec, kicks), i;
     ExitNoExit *ne;
-    unsigned i;
     int r;
 
-    if (!kvm_enabled() ||
-        (spec->type != EXIT_EVENT_PIO && spec->type != EXIT_EVENT_MMIO) ||
-        spec->dir_mask != EXIT_DIR_WRITE || addrs == 0 ||
-        addrs > EXIT_NOEXIT_MAX_ADDRS ||
-        (spec->has_datamatch && !access_size)) {
+    if (!kvm_enabled() || !n) {
         return NULL;
     }
     ne = g_new0(ExitNoExit, 1);
@@ -76,21 +72,17 @@ ExitNoExit *exit_noexit_install(const ExitRouteSpec *spec,
         return NULL;
     }
     ne->spec = *spec;
-    /*
-     * An ioeventfd matches one address exactly; with a length it also
-     * matches only that access size.  Length 0 is "any size".
-     */
-    ne->len = access_size;
-    for (i = 0; i < addrs; i++) {
-        r = exit_noexit_ioeventfd(ne, spec->start + i, true);
+    memcpy(ne->kicks, kicks, n * sizeof(kicks[0]));
+    for (i = 0; i < n; i++) {
+        r = exit_noexit_ioeventfd(ne, &kicks[i], true);
         if (r < 0) {
-            trace_exit_noexit_refused(spec->start + i, r);
+            trace_exit_noexit_refused(kicks[i].addr, kicks[i].len, r);
             exit_noexit_remove(ne);
             return NULL;
         }
         ne->n++;
     }
-    trace_exit_noexit_install(spec->start, addrs, access_size);
+    trace_exit_noexit_install(spec->start, spec->last - spec->start + 1, n);
     return ne;
 }
 
@@ -111,7 +103,7 @@ int exit_noexit_msr_filter(const ExitMsrRange *ranges, int n)
     int i;
 
     if (!kvm_enabled()) {
-        return 0;
+        return 0;               /* no filter: TCG asks the router anyway */
     }
     if (n > KVM_MSR_FILTER_MAX_RANGES) {
         return -ENOSPC;

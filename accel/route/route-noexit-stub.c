@@ -8,8 +8,7 @@
 #include "qemu/osdep.h"
 #include "accel/route/route-noexit.h"
 
-ExitNoExit *exit_noexit_install(const ExitRouteSpec *spec,
-                                unsigned access_size)
+ExitNoExit *exit_noexit_install(const ExitRouteSpec *spec)
 {
     return NULL;
 }

@@ -36,14 +36,20 @@ OBJECT_DECLARE_SIMPLE_TYPE(ExitRouterConfig, EXIT_ROUTER)
 struct ExitRouterConfig {
     Object parent_obj;
     bool kernel_tier;
+    uint32_t msr_filter_failures;   /* x-msr-filter-failures, for tests */
 };
 
-/* BQL. */
 static struct {
+    /* BQL */
     ExitRouterConfig *object;   /* the VM's exit-router object, if any */
     bool resolved;              /* kernel_tier holds the effective state */
     bool kernel_tier;
     NotifierList kernel_tier_notifiers;
+    /*
+     * kernel_tier once resolved, for threads without the BQL: written
+     * under the BQL with qatomic_set, read with qatomic_read.
+     */
+    bool active;
 } exit_router_config = {
     .kernel_tier_notifiers =
         NOTIFIER_LIST_INITIALIZER(exit_router_config.kernel_tier_notifiers),
@@ -65,6 +71,7 @@ static void exit_router_kernel_tier_resolve(void)
     }
     exit_router_config.kernel_tier = on;
     exit_router_config.resolved = true;
+    qatomic_set(&exit_router_config.active, on);
     trace_exit_router_kernel_tier(on, from);
 }
 
@@ -75,6 +82,11 @@ bool exit_router_kernel_tier_enabled(void)
         exit_router_kernel_tier_resolve();
     }
     return exit_router_config.kernel_tier;
+}
+
+bool exit_router_kernel_tier_active(void)
+{
+    return qatomic_read(&exit_router_config.active);
 }
 
 void exit_router_add_kernel_tier_notifier(Notifier *n)
@@ -89,6 +101,7 @@ static void exit_router_kernel_tier_set(bool on)
         return;
     }
     exit_router_config.kernel_tier = on;
+    qatomic_set(&exit_router_config.active, on);
     trace_exit_router_kernel_tier(on, "qom-set");
     notifier_list_notify(&exit_router_config.kernel_tier_notifiers, &on);
 }
@@ -109,6 +122,18 @@ static void exit_router_set_kernel_tier(Object *obj, bool value,
     if (exit_router_config.object == rt) {
         exit_router_kernel_tier_set(value);
     }
+}
+
+bool exit_router_msr_filter_failure_injected(void)
+{
+    ExitRouterConfig *rt = exit_router_config.object;
+
+    assert(bql_locked());
+    if (!rt || !rt->msr_filter_failures) {
+        return false;
+    }
+    rt->msr_filter_failures--;
+    return true;
 }
 
 static void exit_router_complete(UserCreatable *uc, Error **errp)
@@ -134,7 +159,15 @@ static bool exit_router_can_be_deleted(UserCreatable *uc)
 
 static void exit_router_instance_init(Object *obj)
 {
-    EXIT_ROUTER(obj)->kernel_tier = true;
+    ExitRouterConfig *rt = EXIT_ROUTER(obj);
+
+    rt->kernel_tier = true;
+    object_property_add_uint32_ptr(obj, "x-msr-filter-failures",
+                                   &rt->msr_filter_failures,
+                                   OBJ_PROP_FLAG_READWRITE);
+    object_property_set_description(obj, "x-msr-filter-failures",
+        "For tests: fail the next N changes of the accelerator's MSR "
+        "filter as if the accelerator refused them");
 }
 
 static void exit_router_class_init(ObjectClass *oc, void *data)

@@ -25,13 +25,20 @@
 #include "hw/split/split-tier.h"
 #include "trace.h"
 
+static bool i8042_inline_owns(void *opaque, ExitEventType type,
+                              uint64_t start, uint64_t last)
+{
+    return split_tier_owns_ports(type, start, last, 0x64, 1);
+}
+
 static ExitInlineResult i8042_inline_access(void *opaque,
                                             const ExitAccess *access,
                                             uint64_t *data)
 {
     uint8_t status;
 
-    if (access->size != 1 || access->is_write) {
+    if (access->type != EXIT_EVENT_PIO || access->size != 1 ||
+        access->is_write || access->addr != 0x64) {
         return EXIT_INLINE_DECLINE;
     }
     if (!i8042_status_read_unlocked(opaque, &status)) {
@@ -44,6 +51,7 @@ static ExitInlineResult i8042_inline_access(void *opaque,
 
 static const ExitInlineOps i8042_inline_ops = {
     .access = i8042_inline_access,
+    .owns = i8042_inline_owns,
 };
 
 static const SplitTierPorts i8042_ports[] = {

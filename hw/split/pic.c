@@ -18,11 +18,13 @@
  * (a poll read acknowledges an interrupt, which is the CPU's business and
  * runs under the BQL).
  *
- * The INT output.  ICW1, OCW1 and the EOI/priority commands make QEMU's
- * model drive the INT line again (pic_update_irq()), and driving a line
- * needs the BQL in QEMU 10.0 (interrupt_request is not atomic).  The tier
- * makes the register change under the device lock with the drive
- * deferred, then:
+ * The INT output.  Some writes (ICW1, OCW1, the EOI and priority
+ * commands) make QEMU's model drive the INT line again
+ * (pic_update_irq()), and driving a line needs the BQL in QEMU 10.0
+ * (interrupt_request is not atomic).  The tier does not predict which:
+ * it makes every register write under the device lock with the drive
+ * deferred, so that the model itself records whether it wanted to drive
+ * (update_deferred), then:
  *  - master, line last driven low (int_driven_low) and the registers
  *    still say low: nothing to drive (QEMU's model would lower a line
  *    that is already low, which changes nothing);
@@ -45,8 +47,7 @@
 #include "trace.h"
 
 /*
- * A register write after which QEMU's model drives the INT output (ICW1,
- * OCW1, EOI and priority commands), made with the drive deferred; see
+ * A register write made with the drive of the INT output deferred; see
  * "The INT output" above.  Returns whether the line must be driven.
  * s->lock held.
  */
@@ -59,6 +60,7 @@ static bool pic_write_deferring_output(PICCommonState *s, uint32_t addr,
      */
     bool was_low = s->int_driven_low, after, drive;
 
+    tier_lock_assert_held(&s->lock);
     s->defer_update = true;
     pic_register_write(s, addr, val);
     s->defer_update = false;
@@ -82,6 +84,8 @@ static void pic_drive_output(PICCommonState *s)
 {
     bool bql_held = bql_locked();
 
+    /* Order: BQL, then the device lock; never the other way round. */
+    assert(!tier_lock_held(&s->lock));
     if (!bql_held) {
         bql_lock();
     }
@@ -121,6 +125,29 @@ static ExitInlineResult pic_inline_read(PICCommonState *s, uint16_t port,
     return EXIT_INLINE_DONE;
 }
 
+/* The chip's own ports: its two registers and its ELCR, if any. */
+static bool pic_owns_port(const PICCommonState *s, uint64_t port)
+{
+    return port == s->iobase || port == s->iobase + 1 ||
+           (s->elcr_addr != (uint32_t)-1 && port == s->elcr_addr);
+}
+
+static bool pic_inline_owns(void *opaque, ExitEventType type, uint64_t start,
+                            uint64_t last)
+{
+    uint64_t p;
+
+    if (type != EXIT_EVENT_PIO || start > last || last - start > 2) {
+        return false;
+    }
+    for (p = start; p <= last; p++) {
+        if (!pic_owns_port(opaque, p)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static ExitInlineResult pic_inline_access(void *opaque,
                                           const ExitAccess *access,
                                           uint64_t *data)
@@ -129,7 +156,8 @@ static ExitInlineResult pic_inline_access(void *opaque,
     uint32_t addr;
     bool drive = false;
 
-    if (access->size != 1) {
+    if (access->type != EXIT_EVENT_PIO || access->size != 1 ||
+        !pic_owns_port(s, access->addr)) {
         return EXIT_INLINE_DECLINE;
     }
     if (!access->is_write) {
@@ -139,10 +167,8 @@ static ExitInlineResult pic_inline_access(void *opaque,
     tier_lock(&s->lock);
     if (access->addr == s->elcr_addr) {
         pic_elcr_write(s, access->data);
-    } else if (pic_register_write_may_update(s, addr, access->data)) {
-        drive = pic_write_deferring_output(s, addr, access->data);
     } else {
-        pic_register_write(s, addr, access->data);
+        drive = pic_write_deferring_output(s, addr, access->data);
     }
     tier_unlock(&s->lock);
     if (drive) {
@@ -153,6 +179,7 @@ static ExitInlineResult pic_inline_access(void *opaque,
 
 static const ExitInlineOps pic_inline_ops = {
     .access = pic_inline_access,
+    .owns = pic_inline_owns,
 };
 
 /* Register a QEMU i8259 (not kvm-i8259) with the tier. */

@@ -12,11 +12,14 @@
  *    LSB/MSB/word order, and the control port (reads 0);
  *  - control words: counter latch, read-back (count and status latch),
  *    mode/access programming;
- *  - count writes to channels 1 and 2, and the first byte of a word
- *    write to channel 0.
- * Declined, before any state change: loads of channel 0's count, which
- * reprogram its IRQ timer and set IRQ0 (qemu_set_irq needs the BQL in
- * QEMU 10.0).
+ *  - count writes to channels 1 and 2.
+ * Declined, before any state change: every write to channel 0's count
+ * port (base + 0).  A count byte there may complete a load, which
+ * reprograms channel 0's IRQ timer and sets IRQ0 (qemu_set_irq needs the
+ * BQL in QEMU 10.0); which byte does depends on the model's read/write
+ * state, and the tier does not decode that a second time: it leaves the
+ * whole port to QEMU's model.  Channel 0 is programmed rarely (its
+ * counter is read often, and reads are served).
  *
  * Copyright (c) 2026 qemu-tiers contributors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -28,22 +31,30 @@
 #include "hw/split/split-tier.h"
 #include "trace.h"
 
+static bool pit_inline_owns(void *opaque, ExitEventType type,
+                            uint64_t start, uint64_t last)
+{
+    PITCommonState *pit = opaque;
+
+    return split_tier_owns_ports(type, start, last, pit->iobase, 4);
+}
+
 static ExitInlineResult pit_inline_access(void *opaque,
                                           const ExitAccess *access,
                                           uint64_t *data)
 {
     PITCommonState *pit = opaque;
-    uint32_t addr = access->addr - pit->iobase;
+    uint64_t addr = access->addr - pit->iobase;
 
-    if (access->size != 1 || addr > 3) {
+    if (access->type != EXIT_EVENT_PIO || access->size != 1 || addr > 3) {
+        return EXIT_INLINE_DECLINE;
+    }
+    if (access->is_write && addr == 0) {
+        trace_split_pit_decline(addr, "channel 0 count: QEMU's model");
         return EXIT_INLINE_DECLINE;
     }
     TIER_LOCK_GUARD(&pit->lock);
     if (access->is_write) {
-        if (pit_register_write_may_update(pit, addr)) {
-            trace_split_pit_decline(addr, "channel 0 count load sets IRQ0");
-            return EXIT_INLINE_DECLINE;
-        }
         pit_register_write(pit, addr, access->data);
     } else {
         *data = pit_register_read(pit, addr);
@@ -53,6 +64,7 @@ static ExitInlineResult pit_inline_access(void *opaque,
 
 static const ExitInlineOps pit_inline_ops = {
     .access = pit_inline_access,
+    .owns = pit_inline_owns,
 };
 
 /* Register a QEMU i8254 (not kvm-i8254) with the tier. */

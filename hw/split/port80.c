@@ -19,11 +19,18 @@
 #include "qemu/module.h"
 #include "hw/split/split-tier.h"
 
+static bool port80_inline_owns(void *opaque, ExitEventType type,
+                               uint64_t start, uint64_t last)
+{
+    return split_tier_owns_ports(type, start, last, 0x80, 1);
+}
+
 static ExitInlineResult port80_inline_access(void *opaque,
                                              const ExitAccess *access,
                                              uint64_t *data)
 {
-    if (access->size != 1) {
+    if (access->type != EXIT_EVENT_PIO || access->size != 1 ||
+        access->addr != 0x80) {
         return EXIT_INLINE_DECLINE;
     }
     if (!access->is_write) {
@@ -34,6 +41,7 @@ static ExitInlineResult port80_inline_access(void *opaque,
 
 static const ExitInlineOps port80_inline_ops = {
     .access = port80_inline_access,
+    .owns = port80_inline_owns,
 };
 
 static const SplitTierPorts port80_ports[] = {

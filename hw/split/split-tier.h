@@ -11,7 +11,12 @@
  * address_space_io), so a machine without the device, or with another
  * device on the port, keeps its vanilla path.
  *
- * Locking: registration and route changes run with the BQL held.
+ * Each handler also says which ports are its own (ExitInlineOps.owns):
+ * a route that names it for any other port, or for MMIO or an MSR, is
+ * refused, and its access function declines anything else.
+ *
+ * Locking: registration and route changes run with the BQL held
+ * (asserted).
  *
  * Copyright (c) 2026 qemu-tiers contributors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -39,9 +44,35 @@ typedef struct SplitTierPorts {
 } SplitTierPorts;
 
 /*
+ * Where a device's follow port is now: the opaque its inline handler is
+ * registered with, instead of the device's own.  @opaque is the region's
+ * opaque, @at its first port, or UINT64_MAX while the region is not
+ * mapped.  Written under the BQL (tier.c), read by the handler with
+ * qatomic_read(), which declines any other port.
+ */
+typedef struct SplitTierPlace {
+    void *opaque;
+    uint64_t at;
+} SplitTierPlace;
+
+/*
+ * For ExitInlineOps.owns: is [@start, @last] of event @type within the
+ * @n ports from @base?
+ */
+static inline bool split_tier_owns_ports(ExitEventType type, uint64_t start,
+                                         uint64_t last, uint64_t base,
+                                         unsigned n)
+{
+    return type == EXIT_EVENT_PIO && start <= last && start >= base &&
+           last - base < n;
+}
+
+/*
  * Register the inline handler @name and its port ranges (@ports is
  * NULL-route terminated and must stay valid).  Routes are installed at
- * machine-init-done, or at once if that has passed.  BQL held.
+ * machine-init-done, or at once if that has passed.  A device with a
+ * follow port gets a SplitTierPlace as its handler's opaque (@opaque is
+ * then unused).  BQL held.
  */
 void split_tier_register(const char *name, const ExitInlineOps *ops,
                          void *opaque, const SplitTierPorts *ports);

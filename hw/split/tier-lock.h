@@ -11,10 +11,11 @@
  * polling one port otherwise pass back and forth (a contended mutex
  * sleeps in the kernel), and saves the lock/unlock pair on one vCPU.
  *
- * Rules (asserted where they can be):
- *  - every change to the protected fields is made with the lock held.
- *    The one exception is a migration load, which runs with the VM
- *    stopped, when no reader runs;
+ * Rules (asserted: the lock knows its holder, tier_lock_held()):
+ *  - every change to the protected fields is made with the lock held
+ *    (the models' helpers assert it: tier_lock_assert_held()).  The one
+ *    exception is a migration load, which runs with the VM stopped, when
+ *    no reader runs;
  *  - a read section only reads, and its result is used only once
  *    tier_read_retry() returns false;
  *  - after TIER_READ_TRIES interrupted passes (a busy writer, or this
@@ -42,6 +43,12 @@ typedef struct TierLock {
     QemuSeqLock seq;
     /* The holder's nesting depth.  Under @mutex. */
     unsigned depth;
+    /*
+     * The holding thread (pthread_self()), 0 when free.  Set and cleared
+     * by the holder, read atomically by anyone: only the holder can find
+     * its own identity there.
+     */
+    unsigned long owner;
 } TierLock;
 
 /* Interrupted lock-free passes before a reader takes the mutex. */
@@ -52,7 +59,22 @@ static inline void tier_lock_init(TierLock *l)
     qemu_rec_mutex_init(&l->mutex);
     seqlock_init(&l->seq);
     l->depth = 0;
+    l->owner = 0;
 }
+
+static inline unsigned long tier_lock_self(void)
+{
+    return (unsigned long)pthread_self();
+}
+
+/* Does the calling thread hold @l? */
+static inline bool tier_lock_held(TierLock *l)
+{
+    return qatomic_read(&l->owner) == tier_lock_self();
+}
+
+/* "Called with the lock held", checked. */
+#define tier_lock_assert_held(l) assert(tier_lock_held(l))
 
 /*
  * No spinning before the mutex sleeps.  Tried twice with two vCPUs
@@ -65,15 +87,18 @@ static inline void tier_lock(TierLock *l)
 {
     qemu_rec_mutex_lock(&l->mutex);
     if (l->depth++ == 0) {
+        qatomic_set(&l->owner, tier_lock_self());
         seqlock_write_begin(&l->seq);
     }
 }
 
 static inline void tier_unlock(TierLock *l)
 {
+    tier_lock_assert_held(l);
     assert(l->depth > 0);
     if (--l->depth == 0) {
         seqlock_write_end(&l->seq);
+        qatomic_set(&l->owner, 0);
     }
     qemu_rec_mutex_unlock(&l->mutex);
 }

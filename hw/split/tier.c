@@ -3,8 +3,9 @@
  * that send their ports to the inline handlers.
  *
  * Locking: BQL for everything here (machine-init-done, QOM property
- * setters, device realize).  The registry is not device state: it only
- * lists which inline handler serves which ports.
+ * setters, device realize), asserted at each entry point.  The registry
+ * is not device state: it only lists which inline handler serves which
+ * ports (and where a follow port is now).
  *
  * Copyright (c) 2026 qemu-tiers contributors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -26,7 +27,15 @@ typedef struct SplitTierDevice {
     const ExitInlineOps *ops;
     void *opaque;
     const SplitTierPorts *ports;
+    bool follows;               /* has a follow port: handler gets @place */
+    SplitTierPlace place;
 } SplitTierDevice;
+
+/* What the device's inline handler is registered with. */
+static void *split_tier_handler_opaque(SplitTierDevice *d)
+{
+    return d->follows ? &d->place : d->opaque;
+}
 
 typedef struct SplitTierType {
     const char *type;
@@ -128,6 +137,7 @@ static void split_tier_follow(MemoryRegionSection *sec, bool add)
     const char *name = memory_region_name(sec->mr);
     guint i;
 
+    assert(bql_locked());
     for (i = 0; split_tier.devices && i < split_tier.devices->len; i++) {
         SplitTierDevice *d = g_ptr_array_index(split_tier.devices, i);
         const SplitTierPorts *p;
@@ -138,10 +148,12 @@ static void split_tier_follow(MemoryRegionSection *sec, bool add)
                 continue;
             }
             split_tier_remove_route(d, p);
+            qatomic_set(&d->place.at, UINT64_MAX);
             if (add && exit_router_kernel_tier_enabled()) {
-                /* The handler works on the region's own state. */
-                exit_router_register_inline(d->name, d->ops,
-                                            sec->mr->opaque);
+                /* The handler works on the region's own state, there. */
+                d->place.opaque = sec->mr->opaque;
+                qatomic_set(&d->place.at, sec->offset_within_address_space);
+                exit_router_register_inline(d->name, d->ops, &d->place);
                 split_tier_add_route(d, p,
                                      sec->offset_within_address_space);
             }
@@ -188,7 +200,8 @@ static void split_tier_uninstall(SplitTierDevice *d)
 
 static void split_tier_attach(SplitTierDevice *d)
 {
-    exit_router_register_inline(d->name, d->ops, d->opaque);
+    exit_router_register_inline(d->name, d->ops,
+                                split_tier_handler_opaque(d));
     if (exit_router_kernel_tier_enabled()) {
         split_tier_install(d);
     }
@@ -198,13 +211,19 @@ void split_tier_register(const char *name, const ExitInlineOps *ops,
                          void *opaque, const SplitTierPorts *ports)
 {
     SplitTierDevice *d = g_new0(SplitTierDevice, 1);
+    const SplitTierPorts *p;
 
+    assert(bql_locked());
     if (!split_tier.devices) {
         split_tier.devices = g_ptr_array_new();
     }
     *d = (SplitTierDevice) {
         .name = g_strdup(name), .ops = ops, .opaque = opaque, .ports = ports,
+        .place = { .at = UINT64_MAX },
     };
+    for (p = ports; p->route; p++) {
+        d->follows |= p->follow;
+    }
     g_ptr_array_add(split_tier.devices, d);
     if (split_tier.machine_ready) {
         split_tier_attach(d);
@@ -215,6 +234,7 @@ void split_tier_unregister(const char *name)
 {
     guint i;
 
+    assert(bql_locked());
     for (i = 0; split_tier.devices && i < split_tier.devices->len; i++) {
         SplitTierDevice *d = g_ptr_array_index(split_tier.devices, i);
 
@@ -260,6 +280,7 @@ static void split_tier_machine_init_done(Notifier *n, void *data)
 {
     guint i;
 
+    assert(bql_locked());
     if (split_tier.types) {
         object_child_foreach_recursive(object_get_root(),
                                        split_tier_find_devices, NULL);
@@ -277,6 +298,7 @@ static void split_tier_kernel_tier_changed(Notifier *n, void *data)
     bool on = *(bool *)data;
     guint i;
 
+    assert(bql_locked());
     if (!split_tier.machine_ready) {
         return;
     }

@@ -141,10 +141,14 @@ static void test_device_and_log_stats(void)
     g_assert_cmpint(route_count(qts, "dev"), ==, 0);
     qtest_inb(qts, IMR);
     g_assert_cmpint(route_count(qts, "dev"), ==, 1);
-    /* Misses are counted too. */
-    g_assert_cmpint(route_count(qts, "unrouted-pio"), >=, 0);
-    qtest_inb(qts, 0x1234);
-    g_assert_cmpint(route_count(qts, "unrouted-pio"), >=, 1);
+    /* Misses are counted too, one by one. */
+    {
+        int64_t before = route_count(qts, "unrouted-pio");
+
+        qtest_inb(qts, 0x1234);
+        qtest_outb(qts, 0x1234, 1);
+        g_assert_cmpint(route_count(qts, "unrouted-pio"), ==, before + 2);
+    }
     qtest_quit(qts);
 }
 
@@ -221,26 +225,106 @@ static void test_command_line_route(void)
 }
 
 /*
- * An inline route changes what a read returns: port80's handler answers
- * IMR reads with 0xff, and the PIC never sees them; once the route is
- * gone the IMR reads back again.
+ * An inline route serves its handler's own ports: with the kernel tier
+ * off, a user's route sends the master PIC's IMR to the tier's PIC
+ * handler, which answers it from QEMU's own state; a word access does
+ * not match the byte route and reaches QEMU's model.
  */
 static void test_inline_handler(void)
 {
-    QTestState *qts = start(NULL);
+    QTestState *qts = start("-machine kernel-tier=off");
 
     qtest_outb(qts, IMR, 0x3c);
     qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'inl', "
            "'event': 'pio', 'start': 33, 'access-size': 1, "
-           "'handler': 'inline', 'inline': 'port80' } }");
-    g_assert_cmphex(qtest_inb(qts, IMR), ==, 0xff);
-    qtest_outb(qts, IMR, 0x99);         /* swallowed inline */
-    g_assert_cmpint(route_count(qts, "inl"), ==, 2);
+           "'handler': 'inline', 'inline': 'pic-master' } }");
+    g_assert_cmphex(qtest_inb(qts, IMR), ==, 0x3c);
+    qtest_outb(qts, IMR, 0x99);
+    g_assert_cmphex(qtest_inb(qts, IMR), ==, 0x99);
+    g_assert_cmpint(route_count(qts, "inl"), ==, 3);
+    g_assert_cmpint(tiers_route_stat(qts, "inl", "declines"), ==, 0);
     /* Not a byte: the route does not match, the PIC answers. */
-    g_assert_cmphex(qtest_inw(qts, 0x20) >> 8, ==, 0x3c);
+    g_assert_cmphex(qtest_inw(qts, 0x20) >> 8, ==, 0x99);
+    g_assert_cmpint(route_count(qts, "inl"), ==, 3);
+    /*
+     * A handler declines what it does not serve inline, counted: the
+     * i8042's serves status reads, and a controller command (0x20: read
+     * the command byte) goes on to QEMU's model, which answers it.
+     */
+    qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'kbd', "
+           "'event': 'pio', 'start': 100, 'access-size': 1, "
+           "'handler': 'inline', 'inline': 'i8042' } }");
+    qtest_outb(qts, 0x64, 0x20);
+    g_assert_cmphex(qtest_inb(qts, 0x64) & 1, ==, 1);       /* OBF */
+    g_assert_cmpint(route_count(qts, "kbd"), ==, 1);
+    g_assert_cmpint(tiers_route_stat(qts, "kbd", "declines"), ==, 1);
     qmp_ok(qts, "{ 'execute': 'exit-route-del', "
            "'arguments': { 'id': 'inl' } }");
-    g_assert_cmphex(qtest_inb(qts, IMR), ==, 0x3c);
+    g_assert_cmphex(qtest_inb(qts, IMR), ==, 0x99);
+    qtest_quit(qts);
+}
+
+/*
+ * An inline handler serves its own device's ports only: a route that
+ * sends another port, a wider range, MMIO or an MSR to it is refused
+ * with a message naming the handler and the range, and changes nothing.
+ * (The PIC's handler used to take any port for its IMR.)
+ */
+static void test_inline_foreign(void)
+{
+    static const struct {
+        const char *args;
+        const char *msg;
+    } cases[] = {
+        { "'event': 'pio', 'start': 768, 'handler': 'inline', "
+          "'inline': 'pic-master'",
+          "inline handler 'pic-master' does not serve pio 0x300..0x300" },
+        { "'event': 'pio', 'start': 33, 'size': 2, 'handler': 'inline', "
+          "'inline': 'pic-master'",
+          "inline handler 'pic-master' does not serve pio 0x21..0x22" },
+        { "'event': 'pio', 'start': 160, 'handler': 'inline', "
+          "'inline': 'pic-master'",
+          "inline handler 'pic-master' does not serve pio 0xa0..0xa0" },
+        { "'event': 'mmio', 'start': 4275044352, 'size': 4, "
+          "'handler': 'inline', 'inline': 'pic-master'",
+          "inline handler 'pic-master' does not serve mmio "
+          "0xfed00000..0xfed00003" },
+        { "'event': 'pio', 'start': 33, 'handler': 'inline', "
+          "'inline': 'pit'",
+          "inline handler 'pit' does not serve pio 0x21..0x21" },
+        { "'event': 'msr', 'start': 27, 'handler': 'inline', "
+          "'inline': 'port80'",
+          "inline handler 'port80' does not serve msr 0x1b..0x1b" },
+        { "'event': 'pio', 'start': 100, 'handler': 'inline', "
+          "'inline': 'port61'",
+          "inline handler 'port61' does not serve pio 0x64..0x64" },
+    };
+    QTestState *qts = start(NULL);
+    uint32_t hpet;
+    size_t i;
+
+    qtest_outb(qts, IMR, 0x44);
+    qtest_outb(qts, 0xa1, 0x55);
+    hpet = qtest_readl(qts, 0xfed00000);
+    for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *json = g_strdup_printf("{ 'id': 'foreign', %s }",
+                                                cases[i].args);
+        QObject *args = qobject_from_json(json, &error_abort);
+        g_autofree char *err = qmp_error(qts,
+            "{ 'execute': 'exit-route-add', 'arguments': %p }", args);
+
+        if (!err || !strstr(err, cases[i].msg)) {
+            g_error("for %s: got '%s', want '%s'", cases[i].args, err,
+                    cases[i].msg);
+        }
+        g_assert_cmpint(route_count(qts, "foreign"), ==, -1);
+        qtest_outb(qts, 0x300, 0x5a);
+        qtest_outb(qts, 0xa0, 0x0a);    /* OCW3 read IRR, slave */
+        g_assert_cmphex(qtest_inb(qts, IMR), ==, 0x44);
+        g_assert_cmphex(qtest_inb(qts, 0xa1), ==, 0x55);
+        g_assert_cmphex(qtest_readl(qts, 0xfed00000), ==, hpet);
+        g_assert_true(vm_running(qts));
+    }
     qtest_quit(qts);
 }
 
@@ -394,20 +478,9 @@ static void test_mmio_routes(void)
     g_assert_cmphex(qtest_readl(qts, HPET_CFG) & 1, ==, 1);
     qtest_writel(qts, HPET_CFG, 0);
 
-    /* inline: port80's handler serves byte reads and declines others. */
-    qmp_ok(qts, "{ 'execute': 'exit-route-del', "
-           "'arguments': { 'id': 'cap' } }");
-    qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'inl', "
-           "'event': 'mmio', 'start': 4275044352, 'size': 8, "
-           "'handler': 'inline', 'inline': 'port80' } }");
-    g_assert_cmphex(qtest_readb(qts, HPET_BASE), ==, 0xff);
-    g_assert_cmphex(qtest_readl(qts, HPET_BASE), ==, cap);
-    g_assert_cmpint(route_count(qts, "inl"), ==, 1);
-    g_assert_cmpint(tiers_route_stat(qts, "inl", "declines"), ==, 1);
-
     /* device and log: counted, values unchanged */
     qmp_ok(qts, "{ 'execute': 'exit-route-del', "
-           "'arguments': { 'id': 'inl' } }");
+           "'arguments': { 'id': 'cap' } }");
     qmp_ok(qts, "{ 'execute': 'exit-route-del', "
            "'arguments': { 'id': 'en' } }");
     qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'dev', "
@@ -420,10 +493,13 @@ static void test_mmio_routes(void)
     g_assert_cmphex(qtest_readl(qts, HPET_CFG), ==, 0);
     g_assert_cmpint(route_count(qts, "lg"), ==, 1);
     g_assert_cmpint(route_count(qts, "dev"), ==, 2);
-    /* Misses are counted as unrouted-mmio. */
-    g_assert_cmpint(route_count(qts, "unrouted-mmio"), >=, 0);
-    qtest_readl(qts, 0xfee00030);       /* LAPIC version */
-    g_assert_cmpint(route_count(qts, "unrouted-mmio"), >=, 1);
+    /* Misses are counted as unrouted-mmio, one by one. */
+    {
+        int64_t before = route_count(qts, "unrouted-mmio");
+
+        qtest_readl(qts, 0xfee00030);   /* LAPIC version */
+        g_assert_cmpint(route_count(qts, "unrouted-mmio"), ==, before + 1);
+    }
     qtest_quit(qts);
 }
 
@@ -458,6 +534,16 @@ static const BadRoute bad_routes[] = {
     { "'event': 'pio', 'start': 32, 'size': 4, 'handler': 'ignore'",
       "exit route 'bad' conflicts with 'good': both match pio 0x21..0x21 "
       "at priority 0" },
+    /* Options of handler=external only. */
+    { "'event': 'pio', 'start': 33, 'handler': 'ignore', "
+      "'policy': 'round-robin'", "policy=round-robin needs handler=external" },
+    { "'event': 'pio', 'start': 33, 'handler': 'device', "
+      "'fallback': 'ignore'", "fallback=ignore needs handler=external" },
+    { "'event': 'pio', 'start': 33, 'handler': 'log', "
+      "'timeout-ms': 10", "timeout-ms=10 needs handler=external" },
+    { "'event': 'pio', 'start': 33, 'handler': 'inline', "
+      "'inline': 'pic-master', 'posted-writes': true",
+      "posted-writes=on needs handler=external" },
 };
 
 static void test_bad_input(void)
@@ -514,6 +600,11 @@ static void test_bad_command_line(void)
           { "kernel-tier", "'sometimes'" } },
         { "-accel", "tcg,exit-router=nosuch", { "'nosuch'", "not found" } },
         { "-machine", "pc,exit-router=ghost", { "'ghost'", "not found" } },
+        { "-object", "exit-handler,id=h,chardev=nosuch",
+          { "exit-handler 'h'", "chardev 'nosuch' not found" } },
+        { "-object", "exit-route,id=x,event=pio,start=0x80,handler=ignore,"
+          "posted-writes=on",
+          { "exit route 'x'", "posted-writes=on needs handler=external" } },
     };
     const char *qemu = g_getenv("QTEST_QEMU_BINARY");
     size_t i;
@@ -521,12 +612,14 @@ static void test_bad_command_line(void)
     for (i = 0; i < G_N_ELEMENTS(cases); i++) {
         g_autofree char *out = NULL, *err = NULL;
         int status;
+        /* A QEMU that wrongly accepts the option must not hang the test. */
         const char *argv[] = {
-            qemu, "-nodefaults", "-display", "none",
+            "timeout", "30", qemu, "-nodefaults", "-display", "none",
             cases[i].opt, cases[i].val, NULL,
         };
 
-        g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, 0, NULL, NULL,
+        g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL,
+                                   G_SPAWN_SEARCH_PATH, NULL, NULL,
                                    &out, &err, &status, NULL));
         g_test_message("%s %s: %s", cases[i].opt, cases[i].val, err);
         g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
@@ -549,6 +642,100 @@ static void test_bad_command_line(void)
     }
 }
 
+/*
+ * A handler whose chardev does not exist is refused when it is added,
+ * and the VM goes on: before the machine is ready (-preconfig) it used
+ * to be accepted, then stop QEMU at x-exit-preconfig (exit(1) in a
+ * machine-init-done notifier).
+ */
+static void test_handler_bad_chardev_preconfig(void)
+{
+    QTestState *qts = qtest_init("-machine pc -nodefaults -preconfig");
+    g_autofree char *err = qmp_error(qts, "{ 'execute': 'object-add', "
+                                     "'arguments': { 'qom-type': "
+                                     "'exit-handler', 'id': 'h', "
+                                     "'chardev': 'nosuch' } }");
+
+    g_assert_cmpstr(err, ==, "exit-handler 'h': chardev 'nosuch' not found");
+    qmp_ok(qts, "{ 'execute': 'x-exit-preconfig' }");
+    g_assert_true(vm_running(qts));
+    qtest_quit(qts);
+}
+
+/*
+ * KVM's MSR filter has 16 ranges; without KVM there is no filter and no
+ * such limit: 17 MSR routes on the command line start (they used to
+ * pass parsing and then stop QEMU at machine init), and are all in the
+ * table.
+ */
+static void test_msr_routes_without_kvm(void)
+{
+    GString *args = g_string_new("");
+    QTestState *qts;
+    QDict *rsp;
+    int i;
+
+    for (i = 0; i < 17; i++) {
+        g_string_append_printf(args, " -object exit-route,id=m%d,event=msr,"
+                               "start=0x%x,handler=ignore", i, 0xc0010000 + i);
+    }
+    qts = start(args->str);
+    rsp = qtest_qmp(qts, "{ 'execute': 'query-exit-routes' }");
+    for (i = 0; i < 17; i++) {
+        g_autofree char *id = g_strdup_printf("m%d", i);
+
+        g_assert_nonnull(find_route(qdict_get_qlist(rsp, "return"), id));
+    }
+    qobject_unref(rsp);
+    /* And over QMP, an 18th. */
+    qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'm17', "
+           "'event': 'msr', 'start': 27, 'handler': 'log' } }");
+    g_assert_true(has_route(qts, "m17"));
+    qtest_quit(qts);
+    g_string_free(args, true);
+}
+
+/*
+ * When the accelerator refuses a route change (KVM's MSR filter ioctl;
+ * simulated with the exit-router's x-msr-filter-failures), an added
+ * route is refused with the accelerator's error, naming the route, and
+ * the table is unchanged.  A removal is never refused: a filter the
+ * accelerator will not narrow stays wider, which costs exits only (a
+ * failed delete used to abort QEMU).
+ */
+static void test_accel_refuses_change(void)
+{
+    QTestState *qts = start("-object exit-router,id=rt");
+    g_autofree char *err = NULL;
+
+    qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'ab', "
+           "'event': 'msr', 'start': 27, 'handler': 'ignore' } }");
+    qmp_ok(qts, "{ 'execute': 'qom-set', 'arguments': { 'path': "
+           "'/objects/rt', 'property': 'x-msr-filter-failures', "
+           "'value': 1 } }");
+    qmp_ok(qts, "{ 'execute': 'exit-route-del', 'arguments': { 'id': 'ab' } }");
+    g_assert_false(has_route(qts, "ab"));
+    g_assert_true(vm_running(qts));
+
+    qmp_ok(qts, "{ 'execute': 'qom-set', 'arguments': { 'path': "
+           "'/objects/rt', 'property': 'x-msr-filter-failures', "
+           "'value': 1 } }");
+    err = qmp_error(qts, "{ 'execute': 'exit-route-add', 'arguments': { "
+                    "'id': 'cd', 'event': 'msr', 'start': 16, "
+                    "'handler': 'ignore' } }");
+    g_assert_nonnull(err);
+    g_assert_nonnull(strstr(err, "exit route 'cd': the accelerator refused "
+                            "the MSR filter"));
+    g_assert_false(has_route(qts, "cd"));
+    g_assert_true(vm_running(qts));
+
+    /* Once the accelerator agrees, the same route goes in. */
+    qmp_ok(qts, "{ 'execute': 'exit-route-add', 'arguments': { 'id': 'cd', "
+           "'event': 'msr', 'start': 16, 'handler': 'ignore' } }");
+    g_assert_true(has_route(qts, "cd"));
+    qtest_quit(qts);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -559,6 +746,13 @@ int main(int argc, char **argv)
     qtest_add_func("/exit-route/query-routes", test_query_routes);
     qtest_add_func("/exit-route/command-line-route", test_command_line_route);
     qtest_add_func("/exit-route/inline-handler", test_inline_handler);
+    qtest_add_func("/exit-route/inline-foreign", test_inline_foreign);
+    qtest_add_func("/exit-route/msr-routes-without-kvm",
+                   test_msr_routes_without_kvm);
+    qtest_add_func("/exit-route/accel-refuses-change",
+                   test_accel_refuses_change);
+    qtest_add_func("/exit-route/handler-bad-chardev-preconfig",
+                   test_handler_bad_chardev_preconfig);
     qtest_add_func("/exit-route/mmio-routes", test_mmio_routes);
     qtest_add_func("/exit-route/kernel-tier-switch", test_kernel_tier_switch);
     qtest_add_func("/exit-route/kernel-tier-runtime",

@@ -3,7 +3,8 @@
  * sequence count follows the outermost holder only, a reader that holds
  * the lock itself falls back to the mutex instead of spinning, lock-free
  * readers never see a half-made change while writers run on other
- * threads, and contending holders exclude each other.
+ * threads, contending holders exclude each other, and the lock knows
+ * its holder, so that "called with the lock held" is asserted.
  *
  * Copyright (c) 2026 qemu-tiers contributors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -182,6 +183,71 @@ static void test_contended(void)
     g_assert_cmpuint(s.lock.seq.sequence, ==, 4 * COUNTER_ADDS);
 }
 
+static void *held_elsewhere_thread(void *opaque)
+{
+    return (void *)(uintptr_t)tier_lock_held(opaque);
+}
+
+/* The holder, and only the holder, finds itself the owner. */
+static void test_owner(void)
+{
+    Regs s = { 0 };
+    QemuThread t;
+
+    tier_lock_init(&s.lock);
+    g_assert_false(tier_lock_held(&s.lock));
+    tier_lock(&s.lock);
+    g_assert_true(tier_lock_held(&s.lock));
+    tier_lock(&s.lock);
+    tier_unlock(&s.lock);
+    g_assert_true(tier_lock_held(&s.lock));     /* still the outer hold */
+    qemu_thread_create(&t, "other", held_elsewhere_thread, &s.lock,
+                       QEMU_THREAD_JOINABLE);
+    g_assert_false((uintptr_t)qemu_thread_join(&t));
+    tier_unlock(&s.lock);
+    g_assert_false(tier_lock_held(&s.lock));
+}
+
+/* A helper's "lock held" rule is checked: it aborts without the lock. */
+static void test_assert_held(void)
+{
+    if (g_test_subprocess()) {
+        Regs s = { 0 };
+
+        tier_lock_init(&s.lock);
+        tier_lock_assert_held(&s.lock);
+        return;
+    }
+    g_test_trap_subprocess(NULL, 0, 0);
+    g_test_trap_assert_failed();
+    g_test_trap_assert_stderr("*tier_lock_held*");
+}
+
+static void *unlock_thread(void *opaque)
+{
+    tier_unlock(opaque);
+    return NULL;
+}
+
+/* Releasing a lock another thread holds is caught, not a silent mess. */
+static void test_unlock_by_other(void)
+{
+    if (g_test_subprocess()) {
+        Regs s = { 0 };
+        QemuThread t;
+
+        tier_lock_init(&s.lock);
+        tier_lock(&s.lock);
+        qemu_thread_create(&t, "thief", unlock_thread, &s.lock,
+                           QEMU_THREAD_JOINABLE);
+        qemu_thread_join(&t);
+        return;
+    }
+    g_test_trap_subprocess(NULL, 0, 0);
+    g_test_trap_assert_failed();
+    g_test_trap_assert_stderr("*tier_lock_held*");
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -190,5 +256,8 @@ int main(int argc, char **argv)
                     test_reader_holding_lock);
     g_test_add_func("/tier-lock/concurrent", test_concurrent);
     g_test_add_func("/tier-lock/contended", test_contended);
+    g_test_add_func("/tier-lock/owner", test_owner);
+    g_test_add_func("/tier-lock/assert-held", test_assert_held);
+    g_test_add_func("/tier-lock/unlock-by-other", test_unlock_by_other);
     return g_test_run();
 }

@@ -1,0 +1,262 @@
+/*
+ * qemu-tiers exit router: what its files share.  Not for use outside
+ * accel/route/.
+ *
+ *   router-stats.c     per-route counters (ExitStats)
+ *   router-publish.c   the published snapshot: build, publish, inline
+ *                      handler registry, the miss filter, MSR filter sync
+ *   router-dispatch.c  the hot path: exit_route_pio/mmio/msr()
+ *   router-object.c    the exit-route QOM object and the router's start
+ *   router-qmp.c       QMP commands and their HMP twins
+ *
+ * Locking (docs/locking.rst has the full table):
+ *  - exit_router.current: the published snapshot.  Written only with the
+ *    BQL held (route add/del, inline (un)registration), read by any
+ *    thread inside rcu_read_lock().  Old snapshots are freed by call_rcu.
+ *  - exit_router.routes, exit_router.inline_handlers, msr_ranges: BQL.
+ *  - The miss filter (pio_filter, mmio_lo/hi, msr_lo/hi): written under
+ *    the BQL by exit_router_publish() only, read by anyone without a
+ *    lock (see router-publish.c for why that is safe).
+ *  - ExitRoute properties: set before the route is published, immutable
+ *    afterwards.
+ *  - ExitRouteCpuStats: each slot is written by one thread only (its
+ *    vCPU; the last slot by callers without a vCPU, under the BQL), with
+ *    qatomic_set; readers sum with qatomic_read.  Reset moves a baseline
+ *    instead of writing the slots, so it races with no writer.
+ *
+ * Copyright (c) 2026 qemu-tiers contributors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef ACCEL_ROUTE_ROUTER_INTERNAL_H
+#define ACCEL_ROUTE_ROUTER_INTERNAL_H
+
+#include "qapi/qapi-types-exit-route.h"
+#include "qemu/bitmap.h"
+#include "qemu/host-utils.h"
+#include "qemu/main-loop.h"
+#include "qemu/rcu.h"
+#include "qemu/timer.h"
+#include "qom/object.h"
+#include "hw/core/cpu.h"
+#include "accel/route/exit-router.h"
+#include "accel/route/route-noexit.h"
+#include "accel/route/external.h"
+
+#define TYPE_EXIT_ROUTE "exit-route"
+OBJECT_DECLARE_SIMPLE_TYPE(ExitRoute, EXIT_ROUTE)
+
+/* ---- statistics (router-stats.c) ----------------------------------------- */
+
+#define EXIT_STATS_SAMPLE_PERIOD 64     /* power of two */
+#define EXIT_STATS_HIST_BUCKETS  32
+
+/* One thread's counters for one route, on cache lines of their own. */
+typedef struct ExitRouteCpuStats {
+    uint64_t count;
+    uint64_t declines;
+    uint64_t sampled_ns;
+    uint64_t hist[EXIT_STATS_HIST_BUCKETS];
+} QEMU_ALIGNED(64) ExitRouteCpuStats;
+
+typedef struct ExitRouteStatsSum {
+    uint64_t count, declines, sampled_ns;
+    uint64_t hist[EXIT_STATS_HIST_BUCKETS];
+} ExitRouteStatsSum;
+
+/* Counters of a route: per-thread slots plus the baseline of the last reset. */
+typedef struct ExitStats {
+    ExitRouteCpuStats *slots;
+    unsigned n_slots;           /* max_cpus + 1: the last is for non-vCPU */
+    ExitRouteStatsSum base;     /* BQL */
+    uint64_t absorbed;          /* BQL: writes taken by no-exit paths */
+} ExitStats;
+
+void exit_stats_init(ExitStats *st);
+void exit_stats_alloc(ExitStats *st);
+void exit_stats_destroy(ExitStats *st);
+void exit_stats_reset(ExitStats *st);
+ExitRouteStats *exit_stats_info(const char *id, const ExitStats *st);
+
+/* This thread's slot: its vCPU's, or the shared one under the BQL. */
+static inline ExitRouteCpuStats *exit_stats_slot(ExitStats *st)
+{
+    assert(st->slots);
+    if (current_cpu && current_cpu->cpu_index < st->n_slots - 1) {
+        return &st->slots[current_cpu->cpu_index];
+    }
+    assert(bql_locked());
+    return &st->slots[st->n_slots - 1];
+}
+
+/*
+ * Returns a start time when the next access is to be timed (one in
+ * EXIT_STATS_SAMPLE_PERIOD), else 0.  Single writer per slot.
+ */
+static inline int64_t exit_stats_start(ExitRouteCpuStats *s)
+{
+    return (qatomic_read(&s->count) & (EXIT_STATS_SAMPLE_PERIOD - 1)) ?
+           0 : get_clock();
+}
+
+/* Count a completed access, and its time if it was sampled. */
+static inline void exit_stats_done(ExitRouteCpuStats *s, int64_t t0)
+{
+    uint64_t ns;
+    int bucket;
+
+    qatomic_set(&s->count, qatomic_read(&s->count) + 1);
+    if (!t0) {
+        return;
+    }
+    ns = MAX(get_clock() - t0, 1);
+    bucket = MIN(63 - clz64(ns), EXIT_STATS_HIST_BUCKETS - 1);
+    qatomic_set(&s->sampled_ns, qatomic_read(&s->sampled_ns) + ns);
+    qatomic_set(&s->hist[bucket], qatomic_read(&s->hist[bucket]) + 1);
+}
+
+static inline void exit_stats_count_decline(ExitRouteCpuStats *s)
+{
+    qatomic_set(&s->declines, qatomic_read(&s->declines) + 1);
+}
+
+/* ---- routes (router-object.c) -------------------------------------------- */
+
+struct ExitRoute {
+    Object parent_obj;
+
+    /*
+     * Properties: the user's input as given (has_*: given at all), set
+     * by the table-driven accessors, fixed once published.
+     */
+    ExitRouteEvent event;
+    uint64_t start;
+    uint64_t size;
+    ExitRouteDirection direction;
+    bool has_access_size;
+    uint8_t access_size;
+    bool has_datamatch;
+    uint64_t datamatch;
+    int32_t priority;
+    ExitRouteHandler handler;
+    char *inline_name;
+    strList *handlers;
+    bool has_policy;
+    ExitRoutePolicy policy;
+    bool has_fallback;
+    ExitRouteFallback fallback;
+    bool has_timeout_ms;
+    uint32_t timeout_ms;
+    bool has_posted_writes;
+    bool posted_writes;
+
+    /* Made from them at complete: */
+    ExitRouteSpec spec;
+    char *id;                   /* the object's name */
+    ExitHandlerPool *pool;      /* handler=external; freed at finalize */
+
+    /* BQL */
+    bool published;
+    ExitNoExit *noexit;         /* KVM ioeventfds, if installed */
+
+    ExitStats stats;
+};
+
+/* Count the writes the no-exit paths absorbed.  BQL. */
+void exit_route_collect_noexit(ExitRoute *r);
+/* The route called @id, or NULL.  BQL. */
+ExitRoute *exit_route_find(const char *id);
+/* For query-exit-routes.  BQL. */
+ExitRouteInfo *exit_route_info(ExitRoute *r);
+
+/* ---- the published table (router-publish.c) ------------------------------ */
+
+/* An inline handler, as registered by a device of the kernel tier. */
+typedef struct ExitInlineHandler {
+    const ExitInlineOps *ops;
+    void *opaque;
+} ExitInlineHandler;
+
+/* What a published snapshot stores per route. */
+typedef struct ExitRouteSlot {
+    ExitRoute *route;           /* referenced until the snapshot is freed */
+    char *name;                 /* the route's id, for traces */
+    ExitInlineHandler inl;      /* resolved at publication; ops may be NULL */
+} ExitRouteSlot;
+
+typedef ExitInlineResult ExitInlineAccessFn(void *opaque,
+                                            const ExitAccess *access,
+                                            uint64_t *data);
+
+/*
+ * A PIO segment that one route covers alone, flattened at publication
+ * so that the access finds what to do in a few dependent loads instead
+ * of walking segment, candidate list, entry, slot and route (a perf
+ * profile of an inline port 0x80 write had that walk at ~40 % of the
+ * access).  Every single-route segment of an inline or device route has
+ * one: the kernel tier's ports, and routes that only count.
+ */
+typedef struct ExitPioFast {
+    ExitRouteSpec spec;
+    ExitInlineAccessFn *access; /* inline: the handler; device: NULL */
+    void *opaque;
+    ExitStats *stats;           /* the route's */
+    const char *name;           /* the slot's, for traces */
+    bool valid;                 /* false: walk the table */
+} ExitPioFast;
+
+typedef struct ExitRouterSnapshot {
+    struct rcu_head rcu;
+    RouteTable *table;
+    ExitRouteSlot *slots;
+    size_t n;
+    /*
+     * The table's per-port segment index (copied: one load less per
+     * access), and an entry per PIO segment:
+     */
+    const uint16_t *pio_seg;
+    ExitPioFast *pio_fast;
+    /* What the miss filter must cover for this snapshot. */
+    DECLARE_BITMAP(pio_map, 65536);
+    uint64_t mmio_lo, mmio_hi;  /* lo > hi: no MMIO route */
+    uint64_t msr_lo, msr_hi;
+} ExitRouterSnapshot;
+
+typedef struct ExitRouterState {
+    ExitRouterSnapshot *current;        /* RCU; written under the BQL */
+    GPtrArray *routes;                  /* ExitRoute *, in order added; BQL */
+    GHashTable *inline_handlers;        /* name -> ExitInlineHandler; BQL */
+    ExitStats unrouted_pio;             /* accesses no route matched */
+    ExitStats unrouted_mmio;
+    ExitStats unrouted_msr;
+    bool machine_ready;                 /* BQL: no-exit paths may go in */
+
+    /*
+     * The miss filter, read without RCU on every access: a bit per port
+     * that some published PIO route covers, and the spans of the MMIO
+     * and MSR routes.  Why it lives outside the snapshot: see
+     * exit_router_filter_update().
+     */
+    unsigned long pio_filter[BITS_TO_LONGS(65536)];
+    uint64_t mmio_lo, mmio_hi;          /* lo > hi: none */
+    uint64_t msr_lo, msr_hi;
+
+    /* BQL: the MSR ranges the accelerator's filter sends to us */
+    ExitMsrRange *msr_ranges;
+    unsigned n_msr_ranges;
+} ExitRouterState;
+
+extern ExitRouterState exit_router;
+
+void exit_router_init_globals(void);
+/*
+ * Build a snapshot of exit_router.routes, plus @extra (being added) or
+ * without @without (being removed), and publish it; on a conflict or a
+ * refusal of the accelerator nothing changes and false is returned.
+ * BQL held.
+ */
+bool exit_router_publish(ExitRoute *extra, ExitRoute *without, Error **errp);
+/* The inline handler registered as @name, or NULL.  BQL. */
+const ExitInlineHandler *exit_router_find_inline(const char *name);
+
+#endif
