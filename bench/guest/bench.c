@@ -12,7 +12,7 @@
  * measured access contends with the others; with ap=NAME they run
  * workload NAME instead, so that the measured device contends only with
  * another device's accesses.  Options come from the multiboot command
- * line (-append): n=, rounds=, smp=, only=, ap=.
+ * line (-append): n=, rounds=, smp=, only=, ap=, irq=, waitcheck=.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -424,16 +424,18 @@ static u32 ap_alive;        /* APs that reached ap_main */
 static u32 ap_gen;          /* bumped by the BSP to start a workload */
 static u32 ap_stop;         /* set by the BSP when its measurement ends */
 static u32 ap_running;      /* APs inside a workload loop */
-static u32 ap_workload;     /* index into workloads[] */
+static u32 ap_workload;     /* index into workloads[], or AP_JOB_WAIT */
+
+#define AP_JOB_WAIT 0xffffffffu
+static void wait_check_ap(u32 me);
 
 /* Operations an AP runs between two looks at ap_stop. */
 #define AP_CHUNK 64
 
 void ap_main(void)
 {
-    u32 seen = 0;
+    u32 seen = 0, me = __atomic_add_fetch(&ap_alive, 1, __ATOMIC_SEQ_CST);
 
-    __atomic_fetch_add(&ap_alive, 1, __ATOMIC_SEQ_CST);
     for (;;) {
         void (*loop)(u32 n);
 
@@ -441,6 +443,10 @@ void ap_main(void)
             cpu_relax();
         }
         seen = shared_load(&ap_gen);
+        if (shared_load(&ap_workload) == AP_JOB_WAIT) {
+            wait_check_ap(me);
+            continue;
+        }
         loop = workloads[shared_load(&ap_workload)].loop;
         __atomic_fetch_add(&ap_running, 1, __ATOMIC_SEQ_CST);
         while (!shared_load(&ap_stop)) {
@@ -561,6 +567,106 @@ static void run_workload(u32 index, u32 n, u32 rounds, u32 aps, int ap_index)
     puts_serial(" min=");
     put_tenths(tenths[0]);
     puts_serial("\n");
+}
+
+/* ---- handler-wait check ------------------------------------------------- */
+
+/*
+ * waitcheck=1, for tests/boot/test-external-guest.py: how long each vCPU
+ * waits on one external handler that hangs.  The BSP reads port
+ * WAIT_PORT_SLOW once; once that read is in flight (and 2 ms more), each
+ * AP reads port WAIT_PORT_FAST WAIT_READS times.  Every read is timed
+ * with the TSC, calibrated against the ACPI PM timer, and each CPU
+ * reports its slowest read and the value it got:
+ *
+ *   BENCH-WAIT cpu=0 reads=1 max_us=3000410 value=0xff
+ *   BENCH-WAIT cpu=1 reads=8 max_us=201234 value=0xff
+ */
+#define WAIT_PORT_SLOW  0x84
+#define WAIT_PORT_FAST  0x85
+#define WAIT_READS      8
+#define PM_TIMER_HZ     3579545u
+
+static u32 wait_go;                     /* the BSP's read is starting */
+static u32 wait_done;                   /* APs finished */
+static u64 wait_max_cycles[MAX_CPUS];
+static u32 wait_value[MAX_CPUS];
+static u32 wait_cycles_per_us;
+
+static u32 pm_ticks_since(u32 t0)
+{
+    return (inl(pm_timer_port) - t0) & 0xffffff;
+}
+
+/* TSC cycles per microsecond, measured over 10000 PM-timer ticks. */
+static u32 tsc_per_us(void)
+{
+    u32 t0 = inl(pm_timer_port), dt;
+    u64 c0 = rdtsc(), c1;
+
+    while ((dt = pm_ticks_since(t0)) < 10000) {
+        cpu_relax();
+    }
+    c1 = rdtsc();
+    return udiv64(udiv64((c1 - c0) * (PM_TIMER_HZ / 1000), dt, 0), 1000, 0);
+}
+
+static void wait_read(u32 cpu, u16 port)
+{
+    u64 t0 = rdtsc(), dt;
+
+    wait_value[cpu] = inb(port);
+    dt = rdtsc() - t0;
+    if (dt > wait_max_cycles[cpu]) {
+        wait_max_cycles[cpu] = dt;
+    }
+}
+
+static void wait_check_ap(u32 me)
+{
+    u32 t0, i;
+
+    while (!shared_load(&wait_go)) {
+        cpu_relax();
+    }
+    /* Let the BSP's request reach the handler first. */
+    t0 = inl(pm_timer_port);
+    while (pm_ticks_since(t0) < PM_TIMER_HZ / 500) {
+        cpu_relax();
+    }
+    for (i = 0; i < WAIT_READS; i++) {
+        wait_read(me, WAIT_PORT_FAST);
+    }
+    __atomic_fetch_add(&wait_done, 1, __ATOMIC_SEQ_CST);
+}
+
+static void wait_check(u32 aps)
+{
+    u32 cpu;
+
+    if (!pm_timer_port) {
+        puts_serial("BENCH-ERROR waitcheck needs the ACPI PM timer\n");
+        return;
+    }
+    wait_cycles_per_us = tsc_per_us();
+    shared_store(&ap_workload, AP_JOB_WAIT);
+    shared_store(&ap_gen, shared_load(&ap_gen) + 1);
+    shared_store(&wait_go, 1);
+    wait_read(0, WAIT_PORT_SLOW);
+    while (shared_load(&wait_done) < aps) {
+        cpu_relax();
+    }
+    for (cpu = 0; cpu <= aps; cpu++) {
+        puts_serial("BENCH-WAIT cpu=");
+        put_u64(cpu);
+        puts_serial(" reads=");
+        put_u64(cpu ? WAIT_READS : 1);
+        puts_serial(" max_us=");
+        put_u64(udiv64(wait_max_cycles[cpu], wait_cycles_per_us, 0));
+        puts_serial(" value=");
+        put_hex(wait_value[cpu]);
+        puts_serial("\n");
+    }
 }
 
 /* ---- IRQ test: PIT IRQ0 through the i8259 -------------------------------- */
@@ -704,6 +810,9 @@ void bench_main(struct multiboot_info *mbi)
     }
     if (opt_u32("irq", 0)) {
         irq_test(opt_u32("irq", 0));
+    }
+    if (opt_u32("waitcheck", 0)) {
+        wait_check(aps);
     }
     for (i = 0; i < N_WORKLOADS; i++) {
         if (!selected(workloads[i].name)) {
