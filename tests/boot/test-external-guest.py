@@ -173,7 +173,8 @@ def check_wait(accel):
           "max waits (reads, us, value): %s" % aps)
     check("%s smp4: the BSP's read waited its own route's timeout, no more"
           % accel, 0 in waits and
-          SLOW_MS * 1000 <= waits[0][1] <= (SLOW_MS + SLACK_MS) * 1000,
+          # the guest's clock, calibrated against the PM timer: +-5 %
+          SLOW_MS * 950 <= waits[0][1] <= (SLOW_MS + SLACK_MS) * 1000,
           str(waits.get(0)))
     h = st["slow"]["handlers"][0]
     check("%s smp4: exact counts; only the BSP's request marked the "
