@@ -405,8 +405,10 @@ static void exit_handler_update_depth(ExitHandler *h, ExitHandlerConn *c)
  * synchronous.  Fails, marking @h down, if the handler dies, does not
  * answer before @deadline or replies malformed data.  Fails without
  * marking it down if, once this thread has @h to itself, less than
- * @min_left is left before @deadline: the time went on waiting for other
- * vCPUs' requests, and a short wait must not condemn a healthy handler.
+ * @min_left (or, for a request that waits for its reply, the handler's
+ * recent service time) is left before @deadline: the time went on
+ * waiting for other vCPUs' requests, and a short wait must not condemn a
+ * healthy handler.
  */
 static ExitHandlerResult exit_handler_request(ExitHandler *h,
                                               const ExitAccess *a, bool post,
@@ -426,7 +428,15 @@ static ExitHandlerResult exit_handler_request(ExitHandler *h,
     if (!c) {
         return EXIT_HANDLER_RESULT_FAILED;
     }
-    if (!qatomic_read(&h->up) || deadline - get_clock() < min_left) {
+    /*
+     * A request that waits for its reply is not sent with less left than
+     * the handler's recent service time either: it would time out and
+     * condemn a healthy handler for this thread's own wait.
+     */
+    if (!qatomic_read(&h->up) ||
+        deadline - get_clock() <
+        MAX(min_left, post && a->is_write ? 0 :
+                      (int64_t)qatomic_read(&h->service_ns))) {
         goto out;
     }
     slot = &c->slots[c->next & (c->nslots - 1)];
@@ -491,7 +501,8 @@ static ExitHandlerResult exit_handler_request(ExitHandler *h,
     exit_handler_update_depth(h, c);
     ns = get_clock() - t0;
     /* A moving average over about 8 requests. */
-    qatomic_set(&h->service_ns, (qatomic_read(&h->service_ns) * 7 + ns) / 8);
+    qatomic_set(&h->service_ns, qatomic_read(&h->service_ns) ?
+                (qatomic_read(&h->service_ns) * 7 + ns) / 8 : ns);
     if (status == EXIT_SLOT_UNHANDLED) {
         qatomic_inc(&h->unhandled);
         res = EXIT_HANDLER_RESULT_UNHANDLED;
