@@ -20,7 +20,7 @@ fi
 parts=0
 while read -r script arg; do
     parts=$((parts + 1))
-    out=$(QT_NO_KVM=1 timeout 120 "$top/$script" $arg 2>&1)
+    out=$(QT_NO_KVM=1 timeout 120 "$top/$script" ${arg:+"$arg"} 2>&1)
     rc=$?
     if [ $rc = 77 ] && grep -q "^SKIP: KVM hidden by QT_NO_KVM=1$" <<< "$out"; then
         echo "ok: $script $arg: skipped"
