@@ -165,6 +165,7 @@ exit_route_decide(const ExitAccess *a, uint32_t count, uint64_t *val,
     ExitRouterSnapshot *snap = qatomic_rcu_read(&exit_router.current);
     const RouteTableEntry *e;
     ExitRouteCpuStats *s;
+    uint32_t skip = 0;
     RouteCursor c;
     int64_t t0;
 
@@ -172,26 +173,32 @@ exit_route_decide(const ExitAccess *a, uint32_t count, uint64_t *val,
     if (!snap) {
         return false;
     }
-    /* A port that one route covers alone: decided without the walk. */
+    /* A port whose best route is inline or device: decided here. */
     if (a->type == EXIT_EVENT_PIO && count == 1 && snap->pio_fast &&
         a->addr < ROUTE_TABLE_PIO_PORTS) {
         uint16_t seg = snap->pio_seg[a->addr];
         const ExitPioFast *f = seg ? &snap->pio_fast[seg - 1] : NULL;
 
         if (f && f->valid) {
-            if (!exit_route_spec_matches(&f->spec, a)) {
+            if (exit_route_spec_matches(&f->spec, a)) {
+                if (!f->access) {
+                    *dev_stats = f->stats;
+                    return false;
+                }
+                if (exit_route_run_inline(f->access, f->opaque,
+                                          exit_stats_slot(f->stats), f->name,
+                                          a, val)) {
+                    return true;
+                }
+            }
+            if (!f->more) {
                 return false;
             }
-            if (!f->access) {
-                *dev_stats = f->stats;
-                return false;
-            }
-            return exit_route_run_inline(f->access, f->opaque,
-                                         exit_stats_slot(f->stats), f->name,
-                                         a, val);
+            skip = 1;           /* the walk goes on after the best */
         }
     }
     route_table_lookup(snap->table, a, &c);
+    c.i = skip;
     while ((e = route_cursor_next(&c, a))) {
         const ExitRouteSlot *slot = e->opaque;
         ExitRoute *r = slot->route;

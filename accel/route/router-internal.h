@@ -189,12 +189,14 @@ typedef ExitInlineResult ExitInlineAccessFn(void *opaque,
                                             uint64_t *data);
 
 /*
- * A PIO segment that one route covers alone, flattened at publication
- * so that the access finds what to do in a few dependent loads instead
- * of walking segment, candidate list, entry, slot and route (a perf
- * profile of an inline port 0x80 write had that walk at ~40 % of the
- * access).  Every single-route segment of an inline or device route has
- * one: the kernel tier's ports, and routes that only count.
+ * The best route of a PIO segment, flattened at publication when it is
+ * an inline or a device route, so that the access finds what to do in a
+ * few dependent loads instead of walking segment, candidate list, entry,
+ * slot and route (a perf profile of an inline port 0x80 write had that
+ * walk at ~40 % of the access).  The kernel tier's ports, and device
+ * routes that only count, are decided here; the walk runs only when the
+ * best route does not match the access or declines it and the segment
+ * has more candidates (@more), and then starts after the best.
  */
 typedef struct ExitPioFast {
     ExitRouteSpec spec;
@@ -203,6 +205,7 @@ typedef struct ExitPioFast {
     ExitStats *stats;           /* the route's */
     const char *name;           /* the slot's, for traces */
     bool valid;                 /* false: walk the table */
+    bool more;                  /* the segment has other candidates */
 } ExitPioFast;
 
 typedef struct ExitRouterSnapshot {

@@ -57,7 +57,7 @@ static void exit_router_snapshot_free(ExitRouterSnapshot *snap)
     g_free(snap);
 }
 
-/* The flattened entries of the PIO segments one route covers alone. */
+/* The flattened best routes of the PIO segments (ExitPioFast). */
 static void exit_router_pio_fast_build(ExitRouterSnapshot *snap)
 {
     const RouteTable *t = snap->table;
@@ -73,9 +73,6 @@ static void exit_router_pio_fast_build(ExitRouterSnapshot *snap)
         const RouteTableEntry *e;
         const ExitRouteSlot *slot;
 
-        if (seg->n != 1) {
-            continue;
-        }
         e = &t->entries[t->cand[seg->first]];
         slot = e->opaque;
         if (slot->route->handler == EXIT_ROUTE_HANDLER_INLINE) {
@@ -90,6 +87,7 @@ static void exit_router_pio_fast_build(ExitRouterSnapshot *snap)
         snap->pio_fast[i].spec = e->spec;
         snap->pio_fast[i].stats = &slot->route->stats;
         snap->pio_fast[i].name = slot->name;
+        snap->pio_fast[i].more = seg->n > 1;
         snap->pio_fast[i].valid = true;
     }
 }

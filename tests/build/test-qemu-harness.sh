@@ -22,7 +22,7 @@ want = {"qtest-x86_64/tiers/" + t for t in
 seen, bad = set(), []
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    seen.add(r["name"])
+    seen.add(r["name"].split(" / ")[-1])    # "qemu:SUITES / NAME"
     if r["result"] not in ("OK", "SKIP"):
         bad.append("%s: %s" % (r["name"], r["result"]))
 missing = want - seen

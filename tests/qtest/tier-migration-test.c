@@ -105,7 +105,13 @@ static void test_vanilla_fork_vanilla(void)
     };
     size_t i;
 
-    g_assert_nonnull(g_getenv("QT_VANILLA_QEMU"));
+    if (!g_getenv("QT_VANILLA_QEMU")) {
+        /* QEMU's own make check-qtest: no twin to migrate with. */
+        g_test_skip("QT_VANILLA_QEMU (the vanilla twin) is not set; "
+                    "make check runs this test");
+        rmdir(dir);
+        return;
+    }
     v = qtest_init_with_env("QT_VANILLA_QEMU", args, true);
     program_devices(v);
     tiers_save_state(v, pa);
@@ -113,7 +119,7 @@ static void test_vanilla_fork_vanilla(void)
 
     /* The fork, tier on (the default), loads vanilla's stream... */
     f = load("QTEST_QEMU_BINARY", "-machine kernel-tier=on", pa);
-    g_assert_cmpint(route_count(f, "tier-pic1"), >=, 0);
+    g_assert_cmpint(route_count(f, "tier-pic1"), ==, 0);
     /* ...and saves the very same stream. */
     tiers_save_state(f, pb);
     assert_same_stream(pa, pb);
