@@ -51,6 +51,7 @@ def route_args(n):
 # none.  name: (accel, smp, machine, ops per round, workloads, fork args)
 #  - routes-N: lookup cost with N routes (one "device" route on the PIC's
 #    0x20-0x21, the rest elsewhere); pic_imr hits, unassigned misses.
+#  - device-route: the same misses with a device route over them.
 #  - ignore-write: a write-only port routed to "ignore", which KVM
 #    absorbs in the kernel (ioeventfd) instead of exiting to QEMU.
 ROUTE_CONFIGS = {
@@ -60,6 +61,13 @@ ROUTE_CONFIGS = {
                              ["pic_imr", "unassigned"], route_args(1000)),
     "tcg-smp1-routes-10000": ("tcg", 1, "pc", 50000,
                               ["pic_imr", "unassigned"], route_args(10000)),
+    # device: the router's cost for an explicit device route, on ports
+    # whose model has no device lock (the unassigned ports 0x1234-0x1237):
+    # what a route that only counts costs a serial, RTC or PCI access.
+    "tcg-smp1-device-route": ("tcg", 1, "pc", 50000,
+                              ["unassigned", "unassigned_write"],
+                              ["-object", "exit-route,id=dev,event=pio,"
+                               "start=0x1234,size=4,handler=device"]),
     "kvm-smp1-ignore-write": ("kvm", 1, "pc", 2000, ["unassigned_write"],
                               ["-object", "exit-route,id=sink,event=pio,"
                                "start=0x1236,direction=write,"

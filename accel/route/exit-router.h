@@ -34,6 +34,8 @@
 #define ACCEL_ROUTE_EXIT_ROUTER_H
 
 #include "exec/memattrs.h"
+#include "qemu/atomic.h"
+#include "qemu/bitops.h"
 #include "qemu/notify.h"
 #include "accel/route/route-table.h"
 
@@ -92,6 +94,86 @@ uint32_t exit_route_pio_read(ExitPioPath path, uint16_t port,
                              MemTxAttrs attrs, unsigned size);
 void exit_route_pio_write(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
                           uint32_t val, unsigned size);
+
+/*
+ * The same for TCG's in/out helpers (EXIT_PIO_PATH_LDST) after
+ * exit_route_pio_miss() said no: a port whose device route only counts
+ * is decided without the general path.  Inside cpu_exec()'s RCU
+ * read-side section.
+ */
+uint32_t exit_route_pio_read_tcg(uint16_t port, MemTxAttrs attrs,
+                                 unsigned size);
+void exit_route_pio_write_tcg(uint16_t port, MemTxAttrs attrs, uint32_t val,
+                              unsigned size);
+
+/*
+ * The miss filter: a bit per port that some published route covers, and
+ * the spans of the MMIO and MSR routes (lo > hi: none).  Written by the
+ * router under the BQL, read by anyone without a lock; it always covers
+ * every route of the current table (router-publish.c says how).
+ */
+typedef struct ExitRouteFilter {
+    unsigned long pio[BITS_TO_LONGS(65536)];
+    uint64_t mmio_lo, mmio_hi;
+    uint64_t msr_lo, msr_hi;
+} ExitRouteFilter;
+
+extern ExitRouteFilter exit_route_filter;
+
+/*
+ * This vCPU thread's counter of unrouted port and MMIO accesses, once its
+ * first miss has gone through the router (NULL before, and always in
+ * threads without a vCPU).  Written by this thread only.
+ */
+extern __thread uint64_t *exit_route_unrouted_pio_count;
+extern __thread uint64_t *exit_route_unrouted_mmio_count;
+
+/* One unrouted port access in this many is timed (by the router). */
+#define EXIT_UNROUTED_SAMPLE_PERIOD 1024
+
+/*
+ * The miss path inlined into TCG's port helpers: if no route can match
+ * an access to @port, count it and return true, and the caller runs its
+ * device path itself (the one the router would run).  False: call the
+ * router (a possible hit; this thread's first miss; a miss that the
+ * router times).  A miss then costs a few instructions and no call.
+ */
+static inline bool exit_route_pio_miss(uint16_t port)
+{
+    uint64_t *count, c;
+
+    if (qatomic_read(&exit_route_filter.pio[BIT_WORD(port)]) &
+        BIT_MASK(port)) {
+        return false;
+    }
+    count = exit_route_unrouted_pio_count;
+    if (unlikely(!count)) {
+        return false;
+    }
+    c = qatomic_read(count);
+    if (unlikely(!(c & (EXIT_UNROUTED_SAMPLE_PERIOD - 1)))) {
+        return false;
+    }
+    qatomic_set(count, c + 1);
+    return true;
+}
+
+/* The same for TCG's MMIO slow path; misses are counted, not timed. */
+static inline bool exit_route_mmio_miss(uint64_t addr)
+{
+    uint64_t *count;
+
+    if (addr >= qatomic_read(&exit_route_filter.mmio_lo) &&
+        addr <= qatomic_read(&exit_route_filter.mmio_hi)) {
+        return false;
+    }
+    count = exit_route_unrouted_mmio_count;
+    if (unlikely(!count)) {
+        return false;
+    }
+    qatomic_set(count, qatomic_read(count) + 1);
+    return true;
+}
 
 /*
  * Offers one MMIO access of @size bytes at guest-physical @addr to the

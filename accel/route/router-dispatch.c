@@ -22,8 +22,9 @@
 /* ---- the device path ----------------------------------------------------- */
 
 /* One access on the device path each caller used before the router. */
-static uint32_t pio_device_read(ExitPioPath path, uint16_t port,
-                                MemTxAttrs attrs, unsigned size)
+static inline QEMU_ALWAYS_INLINE uint32_t
+pio_device_read(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
+                unsigned size)
 {
     AddressSpace *as = &address_space_io;
     uint8_t buf[8];
@@ -44,8 +45,9 @@ static uint32_t pio_device_read(ExitPioPath path, uint16_t port,
     }
 }
 
-static void pio_device_write(ExitPioPath path, uint16_t port,
-                             MemTxAttrs attrs, uint32_t val, unsigned size)
+static inline QEMU_ALWAYS_INLINE void
+pio_device_write(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
+                 uint32_t val, unsigned size)
 {
     AddressSpace *as = &address_space_io;
     uint8_t buf[8];
@@ -79,15 +81,14 @@ static void pio_device_write(ExitPioPath path, uint16_t port,
 
 /*
  * The device path for every access no handler completed, counted (and
- * one in EXIT_STATS_SAMPLE_PERIOD timed) against @st: a route's (the
- * caller holds the RCU read lock) or an unrouted pseudo route's (never
- * freed).
+ * one in EXIT_STATS_SAMPLE_PERIOD timed) in @s: this thread's slot of a
+ * route's counters (the caller holds the RCU read lock) or of an
+ * unrouted pseudo route's (never freed).
  */
-static uint32_t pio_read_counted(ExitStats *st, ExitPioPath path,
-                                 uint16_t port, MemTxAttrs attrs,
-                                 unsigned size)
+static inline QEMU_ALWAYS_INLINE uint32_t
+pio_read_counted(ExitRouteCpuStats *s, ExitPioPath path, uint16_t port,
+                 MemTxAttrs attrs, unsigned size)
 {
-    ExitRouteCpuStats *s = exit_stats_slot(st);
     int64_t t0 = exit_stats_start(s);
     uint32_t v = pio_device_read(path, port, attrs, size);
 
@@ -95,15 +96,40 @@ static uint32_t pio_read_counted(ExitStats *st, ExitPioPath path,
     return v;
 }
 
-static void pio_write_counted(ExitStats *st, ExitPioPath path,
-                              uint16_t port, MemTxAttrs attrs,
-                              uint32_t val, unsigned size)
+static inline QEMU_ALWAYS_INLINE void
+pio_write_counted(ExitRouteCpuStats *s, ExitPioPath path, uint16_t port,
+                  MemTxAttrs attrs, uint32_t val, unsigned size)
 {
-    ExitRouteCpuStats *s = exit_stats_slot(st);
     int64_t t0 = exit_stats_start(s);
 
     pio_device_write(path, port, attrs, val, size);
     exit_stats_done(s, t0);
+}
+
+/*
+ * A vCPU thread's slots of the unrouted counters, found on its first
+ * miss: later misses count with one TLS load instead of finding the slot
+ * from current_cpu, and TCG's helpers count them inline
+ * (exit_route_pio_miss() in exit-router.h).  Threads without a vCPU
+ * share one slot under the BQL and find it every time
+ * (exit_stats_slot() asserts the BQL).
+ */
+__thread uint64_t *exit_route_unrouted_pio_count;
+__thread uint64_t *exit_route_unrouted_mmio_count;
+
+static inline ExitRouteCpuStats *exit_unrouted_slot(ExitStats *st,
+                                                    uint64_t **count)
+{
+    ExitRouteCpuStats *s;
+
+    if (likely(*count)) {
+        return container_of(*count, ExitRouteCpuStats, count);
+    }
+    s = exit_stats_slot(st);
+    if (current_cpu) {
+        *count = &s->count;
+    }
+    return s;
 }
 
 /* ---- the decision -------------------------------------------------------- */
@@ -111,20 +137,20 @@ static void pio_write_counted(ExitStats *st, ExitPioPath path,
 /* Might a published route match this access?  No lock (router-publish.c). */
 static inline bool exit_route_maybe_pio(uint16_t port)
 {
-    return qatomic_read(&exit_router.pio_filter[BIT_WORD(port)]) &
+    return qatomic_read(&exit_route_filter.pio[BIT_WORD(port)]) &
            BIT_MASK(port);
 }
 
 static inline bool exit_route_maybe_mmio(uint64_t addr)
 {
-    return addr >= qatomic_read(&exit_router.mmio_lo) &&
-           addr <= qatomic_read(&exit_router.mmio_hi);
+    return addr >= qatomic_read(&exit_route_filter.mmio_lo) &&
+           addr <= qatomic_read(&exit_route_filter.mmio_hi);
 }
 
 static inline bool exit_route_maybe_msr(uint32_t msr)
 {
-    return msr >= qatomic_read(&exit_router.msr_lo) &&
-           msr <= qatomic_read(&exit_router.msr_hi);
+    return msr >= qatomic_read(&exit_route_filter.msr_lo) &&
+           msr <= qatomic_read(&exit_route_filter.msr_hi);
 }
 
 /*
@@ -152,51 +178,20 @@ exit_route_run_inline(ExitInlineAccessFn *access, void *opaque,
 }
 
 /*
- * Decides one access: returns true when a handler completed it (*val
- * holds a read's value: all-ones for ignore); false when it goes to the
- * device model, with *dev_stats set to the counters to charge: the
- * device route's, or @unrouted.  @count > 1 is a rep batch, which inline
- * handlers never see.  Called inside an RCU read-side section.
+ * The walk over the candidates of @a, from the @skip'th on: see
+ * exit_route_decide().  Out of line: the fast path below decides most
+ * accesses to a route without it.
  */
-static inline QEMU_ALWAYS_INLINE bool
-exit_route_decide(const ExitAccess *a, uint32_t count, uint64_t *val,
-                  ExitStats *unrouted, ExitStats **dev_stats)
+static bool __attribute__((noinline))
+exit_route_walk(const ExitRouterSnapshot *snap, const ExitAccess *a,
+                uint32_t count, uint32_t skip, uint64_t *val,
+                ExitStats **dev_stats)
 {
-    ExitRouterSnapshot *snap = qatomic_rcu_read(&exit_router.current);
     const RouteTableEntry *e;
     ExitRouteCpuStats *s;
-    uint32_t skip = 0;
     RouteCursor c;
     int64_t t0;
 
-    *dev_stats = unrouted;
-    if (!snap) {
-        return false;
-    }
-    /* A port whose best route is inline or device: decided here. */
-    if (a->type == EXIT_EVENT_PIO && count == 1 && snap->pio_fast &&
-        a->addr < ROUTE_TABLE_PIO_PORTS) {
-        uint16_t seg = snap->pio_seg[a->addr];
-        const ExitPioFast *f = seg ? &snap->pio_fast[seg - 1] : NULL;
-
-        if (f && f->valid) {
-            if (exit_route_spec_matches(&f->spec, a)) {
-                if (!f->access) {
-                    *dev_stats = f->stats;
-                    return false;
-                }
-                if (exit_route_run_inline(f->access, f->opaque,
-                                          exit_stats_slot(f->stats), f->name,
-                                          a, val)) {
-                    return true;
-                }
-            }
-            if (!f->more) {
-                return false;
-            }
-            skip = 1;           /* the walk goes on after the best */
-        }
-    }
     route_table_lookup(snap->table, a, &c);
     c.i = skip;
     while ((e = route_cursor_next(&c, a))) {
@@ -246,6 +241,51 @@ exit_route_decide(const ExitAccess *a, uint32_t count, uint64_t *val,
         }
     }
     return false;
+}
+
+/*
+ * Decides one access: returns true when a handler completed it (*val
+ * holds a read's value: all-ones for ignore); false when it goes to the
+ * device model, with *dev_stats set to the counters to charge: the
+ * device route's, or @unrouted.  @count > 1 is a rep batch, which inline
+ * handlers never see.  Called inside an RCU read-side section.
+ */
+static inline QEMU_ALWAYS_INLINE bool
+exit_route_decide(const ExitAccess *a, uint32_t count, uint64_t *val,
+                  ExitStats *unrouted, ExitStats **dev_stats)
+{
+    ExitRouterSnapshot *snap = qatomic_rcu_read(&exit_router.current);
+    uint32_t skip = 0;
+
+    *dev_stats = unrouted;
+    if (!snap) {
+        return false;
+    }
+    /* A port whose best route is inline or device: decided here. */
+    if (a->type == EXIT_EVENT_PIO && count == 1 && snap->pio_fast &&
+        a->addr < ROUTE_TABLE_PIO_PORTS) {
+        uint16_t seg = snap->pio_seg[a->addr];
+        const ExitPioFast *f = seg ? &snap->pio_fast[seg - 1] : NULL;
+
+        if (f && f->valid) {
+            if (exit_route_spec_matches(&f->spec, a)) {
+                if (!f->access) {
+                    *dev_stats = f->stats;
+                    return false;
+                }
+                if (exit_route_run_inline(f->access, f->opaque,
+                                          exit_stats_slot(f->stats), f->name,
+                                          a, val)) {
+                    return true;
+                }
+            }
+            if (!f->more) {
+                return false;
+            }
+            skip = 1;           /* the walk goes on after the best */
+        }
+    }
+    return exit_route_walk(snap, a, count, skip, val, dev_stats);
 }
 
 /* ---- entry points -------------------------------------------------------- */
@@ -305,7 +345,8 @@ exit_route_pio_read_rcu(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
                           &dev_stats)) {
         return val;
     }
-    return pio_read_counted(dev_stats, path, port, attrs, size);
+    return pio_read_counted(exit_stats_slot(dev_stats), path, port, attrs,
+                            size);
 }
 
 static inline QEMU_ALWAYS_INLINE void
@@ -323,7 +364,8 @@ exit_route_pio_write_rcu(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
                           &dev_stats)) {
         return;
     }
-    pio_write_counted(dev_stats, path, port, attrs, val, size);
+    pio_write_counted(exit_stats_slot(dev_stats), path, port, attrs, val,
+                      size);
 }
 
 /* A miss in the filter (the common case) takes no lock at all. */
@@ -331,8 +373,10 @@ uint32_t exit_route_pio_read(ExitPioPath path, uint16_t port,
                              MemTxAttrs attrs, unsigned size)
 {
     if (likely(!exit_route_maybe_pio(port))) {
-        return pio_read_counted(&exit_router.unrouted_pio, path, port, attrs,
-                                size);
+        return pio_read_counted(exit_unrouted_slot(
+                                    &exit_router.unrouted_pio,
+                                    &exit_route_unrouted_pio_count),
+                                path, port, attrs, size);
     }
     if (path == EXIT_PIO_PATH_LDST) {
         return exit_route_pio_read_rcu(path, port, attrs, size);
@@ -345,8 +389,9 @@ void exit_route_pio_write(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
                           uint32_t val, unsigned size)
 {
     if (likely(!exit_route_maybe_pio(port))) {
-        pio_write_counted(&exit_router.unrouted_pio, path, port, attrs, val,
-                          size);
+        pio_write_counted(exit_unrouted_slot(&exit_router.unrouted_pio,
+                                             &exit_route_unrouted_pio_count),
+                          path, port, attrs, val, size);
         return;
     }
     if (path == EXIT_PIO_PATH_LDST) {
@@ -355,6 +400,87 @@ void exit_route_pio_write(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
     }
     RCU_READ_LOCK_GUARD();
     exit_route_pio_write_rcu(path, port, attrs, val, size);
+}
+
+/*
+ * For TCG's port helpers: the counters of the device route that decides
+ * this access alone (the best route of its port, which takes it: any
+ * device route that only counts), or NULL: then the general path decides
+ * (other handlers, a declined inline access, a data match, an access the
+ * route's counters are to time).  A few dependent loads, no walk, no
+ * call; the helpers run inside cpu_exec()'s RCU read-side section.
+ */
+static inline QEMU_ALWAYS_INLINE ExitRouteCpuStats *
+exit_route_pio_device_fast(uint16_t port, unsigned size, bool is_write)
+{
+    const ExitRouterSnapshot *snap = qatomic_rcu_read(&exit_router.current);
+    const ExitPioFast *f;
+    ExitRouteCpuStats *s;
+    uint16_t seg;
+
+    if (!snap || !snap->pio_fast || !(seg = snap->pio_seg[port])) {
+        return NULL;
+    }
+    f = &snap->pio_fast[seg - 1];
+    if (!f->valid || f->access || f->spec.has_datamatch ||
+        !(f->spec.size_mask & size) || port < f->spec.start ||
+        port + size - 1 > f->spec.last ||
+        !(f->spec.dir_mask & (is_write ? EXIT_DIR_WRITE : EXIT_DIR_READ))) {
+        return NULL;
+    }
+    s = exit_stats_slot(f->stats);
+    if (!(qatomic_read(&s->count) & s->sample_mask)) {
+        return NULL;
+    }
+    qatomic_set(&s->count, qatomic_read(&s->count) + 1);
+    return s;
+}
+
+/*
+ * The helper's inline miss path said no: a possible hit, or a miss that
+ * needs the router (this thread's first, or one to time).  The fast case
+ * ends in a tail call to QEMU's path and everything else in one to the
+ * general path, so that the fast case saves no registers.
+ */
+static uint32_t __attribute__((noinline))
+exit_route_pio_read_tcg_slow(uint16_t port, MemTxAttrs attrs, unsigned size)
+{
+    if (!exit_route_maybe_pio(port)) {
+        return exit_route_pio_read(EXIT_PIO_PATH_LDST, port, attrs, size);
+    }
+    return exit_route_pio_read_rcu(EXIT_PIO_PATH_LDST, port, attrs, size);
+}
+
+uint32_t exit_route_pio_read_tcg(uint16_t port, MemTxAttrs attrs,
+                                 unsigned size)
+{
+    if (likely(exit_route_maybe_pio(port)) &&
+        exit_route_pio_device_fast(port, size, false)) {
+        return pio_device_read(EXIT_PIO_PATH_LDST, port, attrs, size);
+    }
+    return exit_route_pio_read_tcg_slow(port, attrs, size);
+}
+
+static void __attribute__((noinline))
+exit_route_pio_write_tcg_slow(uint16_t port, MemTxAttrs attrs, uint32_t val,
+                              unsigned size)
+{
+    if (!exit_route_maybe_pio(port)) {
+        exit_route_pio_write(EXIT_PIO_PATH_LDST, port, attrs, val, size);
+        return;
+    }
+    exit_route_pio_write_rcu(EXIT_PIO_PATH_LDST, port, attrs, val, size);
+}
+
+void exit_route_pio_write_tcg(uint16_t port, MemTxAttrs attrs, uint32_t val,
+                              unsigned size)
+{
+    if (likely(exit_route_maybe_pio(port)) &&
+        exit_route_pio_device_fast(port, size, true)) {
+        pio_device_write(EXIT_PIO_PATH_LDST, port, attrs, val, size);
+        return;
+    }
+    exit_route_pio_write_tcg_slow(port, attrs, val, size);
 }
 
 /*
@@ -389,7 +515,9 @@ bool exit_route_mmio(uint64_t addr, unsigned size, bool is_write,
     if (!exit_route_maybe_mmio(addr) ||
         (size != 1 && size != 2 && size != 4 && size != 8)) {
         /* A miss, or a piece of a page-crossing access: the model's. */
-        exit_stats_done(exit_stats_slot(&exit_router.unrouted_mmio), 0);
+        exit_stats_done(exit_unrouted_slot(&exit_router.unrouted_mmio,
+                                           &exit_route_unrouted_mmio_count),
+                        0);
         return false;
     }
     return exit_route_offer(&a, data, &exit_router.unrouted_mmio);

@@ -14,7 +14,7 @@
  *    BQL held (route add/del, inline (un)registration), read by any
  *    thread inside rcu_read_lock().  Old snapshots are freed by call_rcu.
  *  - exit_router.routes, exit_router.inline_handlers, msr_ranges: BQL.
- *  - The miss filter (pio_filter, mmio_lo/hi, msr_lo/hi): written under
+ *  - The miss filter (exit_route_filter, exit-router.h): written under
  *    the BQL by exit_router_publish() only, read by anyone without a
  *    lock (see router-publish.c for why that is safe).
  *  - ExitRoute properties: set before the route is published, immutable
@@ -54,6 +54,7 @@ OBJECT_DECLARE_SIMPLE_TYPE(ExitRoute, EXIT_ROUTE)
 /* One thread's counters for one route, on cache lines of their own. */
 typedef struct ExitRouteCpuStats {
     uint64_t count;
+    uint64_t sample_mask;       /* the stats' sample period - 1 */
     uint64_t declines;
     uint64_t sampled_ns;
     uint64_t hist[EXIT_STATS_HIST_BUCKETS];
@@ -68,35 +69,43 @@ typedef struct ExitRouteStatsSum {
 typedef struct ExitStats {
     ExitRouteCpuStats *slots;
     unsigned n_slots;           /* max_cpus + 1: the last is for non-vCPU */
+    unsigned sample_period;     /* a power of two */
     ExitRouteStatsSum base;     /* BQL */
     uint64_t absorbed;          /* BQL: writes taken by no-exit paths */
 } ExitStats;
 
-void exit_stats_init(ExitStats *st);
+void exit_stats_init(ExitStats *st, unsigned sample_period);
 void exit_stats_alloc(ExitStats *st);
 void exit_stats_destroy(ExitStats *st);
 void exit_stats_reset(ExitStats *st);
 ExitRouteStats *exit_stats_info(const char *id, const ExitStats *st);
 
+/*
+ * This vCPU thread's slot index in every ExitStats (its cpu_index), once
+ * found; -1 before, and always in threads without a vCPU.
+ */
+extern __thread int exit_stats_thread_slot;
+
+ExitRouteCpuStats *exit_stats_slot_find(ExitStats *st);
+
 /* This thread's slot: its vCPU's, or the shared one under the BQL. */
 static inline ExitRouteCpuStats *exit_stats_slot(ExitStats *st)
 {
-    assert(st->slots);
-    if (current_cpu && current_cpu->cpu_index < st->n_slots - 1) {
-        return &st->slots[current_cpu->cpu_index];
+    int i = exit_stats_thread_slot;
+
+    if (likely(i >= 0)) {
+        return &st->slots[i];
     }
-    assert(bql_locked());
-    return &st->slots[st->n_slots - 1];
+    return exit_stats_slot_find(st);
 }
 
 /*
- * Returns a start time when the next access is to be timed (one in
- * EXIT_STATS_SAMPLE_PERIOD), else 0.  Single writer per slot.
+ * Returns a start time when the next access is to be timed (one in the
+ * stats' sample period), else 0.  Single writer per slot.
  */
 static inline int64_t exit_stats_start(ExitRouteCpuStats *s)
 {
-    return (qatomic_read(&s->count) & (EXIT_STATS_SAMPLE_PERIOD - 1)) ?
-           0 : get_clock();
+    return (qatomic_read(&s->count) & s->sample_mask) ? 0 : get_clock();
 }
 
 /* Count a completed access, and its time if it was sampled. */
@@ -233,16 +242,6 @@ typedef struct ExitRouterState {
     ExitStats unrouted_mmio;
     ExitStats unrouted_msr;
     bool machine_ready;                 /* BQL: no-exit paths may go in */
-
-    /*
-     * The miss filter, read without RCU on every access: a bit per port
-     * that some published PIO route covers, and the spans of the MMIO
-     * and MSR routes.  Why it lives outside the snapshot: see
-     * exit_router_filter_update().
-     */
-    unsigned long pio_filter[BITS_TO_LONGS(65536)];
-    uint64_t mmio_lo, mmio_hi;          /* lo > hi: none */
-    uint64_t msr_lo, msr_hi;
 
     /* BQL: the MSR ranges the accelerator's filter sends to us */
     ExitMsrRange *msr_ranges;

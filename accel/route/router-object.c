@@ -498,7 +498,7 @@ static void exit_route_instance_init(Object *obj)
     r->policy = EXIT_ROUTE_POLICY_FIRST;
     r->fallback = EXIT_ROUTE_FALLBACK_DEVICE;
     r->timeout_ms = 1000;
-    exit_stats_init(&r->stats);
+    exit_stats_init(&r->stats, EXIT_STATS_SAMPLE_PERIOD);
 }
 
 static void exit_route_instance_finalize(Object *obj)

@@ -18,7 +18,9 @@
 #include "accel/route/router-internal.h"
 #include "trace.h"
 
-ExitRouterState exit_router = {
+ExitRouterState exit_router;
+
+ExitRouteFilter exit_route_filter = {
     .mmio_lo = UINT64_MAX,
     .msr_lo = UINT64_MAX,
 };
@@ -29,9 +31,13 @@ void exit_router_init_globals(void)
         exit_router.routes = g_ptr_array_new();
         exit_router.inline_handlers = g_hash_table_new_full(
             g_str_hash, g_str_equal, g_free, g_free);
-        exit_stats_init(&exit_router.unrouted_pio);
-        exit_stats_init(&exit_router.unrouted_mmio);
-        exit_stats_init(&exit_router.unrouted_msr);
+        /* What no route matched: QEMU's own path, timed less often. */
+        exit_stats_init(&exit_router.unrouted_pio,
+                        EXIT_UNROUTED_SAMPLE_PERIOD);
+        exit_stats_init(&exit_router.unrouted_mmio,
+                        EXIT_UNROUTED_SAMPLE_PERIOD);
+        exit_stats_init(&exit_router.unrouted_msr,
+                        EXIT_UNROUTED_SAMPLE_PERIOD);
     }
 }
 
@@ -183,18 +189,20 @@ static void exit_router_filter_update(const ExitRouterSnapshot *snap,
         unsigned long w = snap->pio_map[i];
 
         if (widen) {
-            w |= exit_router.pio_filter[i];
+            w |= exit_route_filter.pio[i];
         }
-        qatomic_set(&exit_router.pio_filter[i], w);
+        qatomic_set(&exit_route_filter.pio[i], w);
     }
-    qatomic_set(&exit_router.mmio_lo, widen ?
-                MIN(exit_router.mmio_lo, snap->mmio_lo) : snap->mmio_lo);
-    qatomic_set(&exit_router.mmio_hi, widen ?
-                MAX(exit_router.mmio_hi, snap->mmio_hi) : snap->mmio_hi);
-    qatomic_set(&exit_router.msr_lo, widen ?
-                MIN(exit_router.msr_lo, snap->msr_lo) : snap->msr_lo);
-    qatomic_set(&exit_router.msr_hi, widen ?
-                MAX(exit_router.msr_hi, snap->msr_hi) : snap->msr_hi);
+    qatomic_set(&exit_route_filter.mmio_lo, widen ?
+                MIN(exit_route_filter.mmio_lo, snap->mmio_lo) :
+                snap->mmio_lo);
+    qatomic_set(&exit_route_filter.mmio_hi, widen ?
+                MAX(exit_route_filter.mmio_hi, snap->mmio_hi) :
+                snap->mmio_hi);
+    qatomic_set(&exit_route_filter.msr_lo, widen ?
+                MIN(exit_route_filter.msr_lo, snap->msr_lo) : snap->msr_lo);
+    qatomic_set(&exit_route_filter.msr_hi, widen ?
+                MAX(exit_route_filter.msr_hi, snap->msr_hi) : snap->msr_hi);
 }
 
 /* Would @extra be accepted beside @routes?  O(n), builds nothing. */

@@ -24,17 +24,25 @@
  */
 void exit_stats_alloc(ExitStats *st)
 {
+    unsigned i;
+
     if (st->slots || !exit_router.machine_ready) {
         return;
     }
     st->n_slots = MAX(current_machine->smp.max_cpus, 1) + 1;
     st->slots = qemu_memalign(64, st->n_slots * sizeof(ExitRouteCpuStats));
     memset(st->slots, 0, st->n_slots * sizeof(ExitRouteCpuStats));
+    for (i = 0; i < st->n_slots; i++) {
+        st->slots[i].sample_mask = st->sample_period - 1;
+    }
 }
 
-void exit_stats_init(ExitStats *st)
+/* @sample_period: one access in this many is timed (a power of two). */
+void exit_stats_init(ExitStats *st, unsigned sample_period)
 {
+    assert(is_power_of_2(sample_period));
     memset(st, 0, sizeof(*st));
+    st->sample_period = sample_period;
     exit_stats_alloc(st);
 }
 
@@ -62,6 +70,24 @@ static void exit_stats_sum(const ExitStats *st, ExitRouteStatsSum *sum)
     }
 }
 
+__thread int exit_stats_thread_slot = -1;
+
+/*
+ * exit_stats_slot() the first time in a vCPU thread (which then keeps its
+ * index: every ExitStats has max_cpus + 1 slots), and every time in a
+ * thread without a vCPU, which shares the last slot under the BQL.
+ */
+ExitRouteCpuStats *exit_stats_slot_find(ExitStats *st)
+{
+    assert(st->slots);
+    if (current_cpu && current_cpu->cpu_index < st->n_slots - 1) {
+        exit_stats_thread_slot = current_cpu->cpu_index;
+        return &st->slots[current_cpu->cpu_index];
+    }
+    assert(bql_locked());
+    return &st->slots[st->n_slots - 1];
+}
+
 /* BQL */
 void exit_stats_reset(ExitStats *st)
 {
@@ -83,7 +109,7 @@ ExitRouteStats *exit_stats_info(const char *id, const ExitStats *st)
     info->id = g_strdup(id);
     info->count = sum.count - st->base.count;
     info->declines = sum.declines - st->base.declines;
-    info->sample_period = EXIT_STATS_SAMPLE_PERIOD;
+    info->sample_period = st->sample_period;
     for (b = 0; b < EXIT_STATS_HIST_BUCKETS; b++) {
         uint64_t n = sum.hist[b] - st->base.hist[b];
 
