@@ -418,7 +418,11 @@ exit_route_pio_device_fast(uint16_t port, unsigned size, bool is_write)
     ExitRouteCpuStats *s;
     uint16_t seg;
 
-    if (!snap || !snap->pio_fast || !(seg = snap->pio_seg[port])) {
+    if (!snap || !snap->pio_fast) {
+        return NULL;
+    }
+    seg = snap->pio_seg[port];
+    if (!seg) {
         return NULL;
     }
     f = &snap->pio_fast[seg - 1];
