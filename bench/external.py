@@ -37,7 +37,6 @@ router's; the blocking mode's extra cost is reported against it too.
 """
 import argparse
 import datetime
-import math
 import os
 import statistics
 import subprocess
@@ -49,6 +48,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
 import run as bench_run  # noqa: E402
+from benchstats import median_ci  # noqa: E402
 from qmp import QMP  # noqa: E402
 
 TIERS = os.path.join(bench_run.BUILD, "tiers")
@@ -149,20 +149,6 @@ def kvmwake():
     return {f[0]: (float(f[1]), float(f[2])) for f in
             (line.split() for line in out.splitlines())
             if len(f) == 3 and f[0] in ("run", "exit+pp", "gap+pp", "pp")}
-
-
-def median_ci(xs, level=0.95):
-    """A distribution-free confidence interval for the median of xs: the
-    order statistics x(k) and x(n+1-k), k the largest for which
-    P(Binomial(n, 1/2) < k) <= (1 - level) / 2.  None if n is too small."""
-    xs, n = sorted(xs), len(xs)
-    tail, k = 0.0, 0
-    while True:
-        tail += math.comb(n, k) / 2 ** n
-        if tail > (1 - level) / 2:
-            break
-        k += 1
-    return (xs[k - 1], xs[n - k]) if k >= 1 else None
 
 
 def ci_text(xs):

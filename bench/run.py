@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 
+import benchstats
+
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("QT_BUILD_DIR", os.path.join(TOP, "build"))
 
@@ -351,15 +353,23 @@ def main():
             vmin, fmin = min(x[1] for x in v), min(x[1] for x in f)
             vmed = statistics.median(x[0] for x in v)
             fmed = statistics.median(x[0] for x in f)
+            # Paired: each repetition's fork run against its own vanilla
+            # run, which ran just before it.
+            pmed, pci, _ = benchstats.paired([x[0] for x in f],
+                                             [x[0] for x in v])
+            pns = statistics.median((a[0] - b[0]) / tsc_ghz
+                                    for a, b in zip(f, v))
             rows.append((name, key, vmin, fmin, fmin / vmin,
-                         (fmin - vmin) / tsc_ghz, vmed, fmed, fmed / vmed))
+                         (fmin - vmin) / tsc_ghz, vmed, fmed, pmed,
+                         "[%.2f, %.2f]" % pci if pci else "-", pns))
 
     head = ["| config | workload | vanilla min | fork min | fork/vanilla "
             "(min) | fork-vanilla ns (min) | vanilla median | fork median | "
-            "fork/vanilla (median) |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+            "paired fork/vanilla (median) | 95 % interval | paired "
+            "fork-vanilla ns (median) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     body = ["| %s | %s | %.1f | %.1f | **%.2f** | %+.1f | %.1f | %.1f | "
-            "%.2f |" % r for r in rows]
+            "**%.2f** | %s | %+.1f |" % r for r in rows]
     meta = ["", "Machine: " + describe_machine(),
             "Vanilla: " + version_of("vanilla"),
             "Fork: " + version_of("fork"),
@@ -367,7 +377,10 @@ def main():
             "each run times %d rounds per workload.  Cycles are TSC cycles "
             "per op.  'min' is the fastest round over all runs (the "
             "undisturbed cost), 'median' the median over runs of each run's "
-            "median round."
+            "median round; 'paired' pairs each repetition's fork run with "
+            "the vanilla run just before it (ratio and difference of their "
+            "median rounds), with a distribution-free 95 %% interval for "
+            "the median ratio."
             % (datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
                args.reps, ROUNDS),
             "pit_latch_read is one op of three accesses (0x43 latch, two "

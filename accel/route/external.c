@@ -1172,13 +1172,22 @@ static void exit_handler_class_init(ObjectClass *oc, void *data)
     oc->unparent = exit_handler_unparent;
     object_class_property_add_str(oc, "chardev", exit_handler_get_chardev,
                                   exit_handler_set_chardev);
+    object_class_property_set_description(oc, "chardev",
+        "The socket chardev that reaches the handler process (use its "
+        "reconnect-ms, or server=on,wait=off, so that a restarted handler "
+        "is used again)");
     object_class_property_add(oc, "ring-slots", "uint32",
                               exit_handler_get_u32, exit_handler_set_u32,
                               NULL,
                               (void *)offsetof(ExitHandler, ring_slots));
+    object_class_property_set_description(oc, "ring-slots",
+        "Requests the ring holds: a power of two, 2 to 1024 (default 64)");
     object_class_property_add(oc, "poll-us", "uint32",
                               exit_handler_get_u32, exit_handler_set_u32,
                               NULL, (void *)offsetof(ExitHandler, poll_us));
+    object_class_property_set_description(oc, "poll-us",
+        "Polling mode: both sides spin up to this many microseconds before "
+        "sleeping on the doorbell (default 0, no polling; at most 10000)");
 }
 
 static const TypeInfo exit_handler_info = {

@@ -30,7 +30,7 @@ done
 [ $fail = 0 ] || exit 1
 
 # Lines whose text depends only on the device models: compared verbatim.
-strict='i8042:|serio:|\.\.TIMER:|IOAPIC\[|INT_SRC_OVR|PM-Timer IO Port|NR_IRQS|hpet0?:|clocksource: (refined-jiffies|hpet|acpi_pm|jiffies):|APIC: Switch|rtc_cmos .*alarms'
+strict='i8042:|serio:|\.\.TIMER:|IOAPIC\[|INT_SRC_OVR|PM-Timer IO Port|NR_IRQS|hpet0:|hpet: [0-9]|clocksource: (refined-jiffies|hpet|acpi_pm|jiffies):|APIC: Switch|rtc_cmos .*alarms'
 # Lines whose presence depends on host timing under TCG (how fast the PIT
 # appears to run against the TSC while the host is busy): shown, not failed.
 # check_timer()'s IRQ0 probe counts PIT ticks over a TSC-timed busy wait;
@@ -38,7 +38,9 @@ strict='i8042:|serio:|\.\.TIMER:|IOAPIC\[|INT_SRC_OVR|PM-Timer IO Port|NR_IRQS|h
 # (the master's IMR bit 0 stays clear): host timing too (seen once, on
 # vanilla, with the machine's two cores shared with another test run).
 irq0_8259='MP-BIOS bug: 8254 timer not connected|through the 8259A'
-timing="tsc:|clocksource: (tsc|tsc-early):|Switched to clocksource|$irq0_8259"
+# "hpet: Lost N RTC interrupts": the HPET's RTC emulation missed ticks
+# while the host was busy (seen once, on vanilla, beside another make check).
+timing="tsc:|clocksource: (tsc|tsc-early):|Switched to clocksource|hpet: Lost|$irq0_8259"
 extract() {     # extract LOG REGEX
     sed -n '/^QT-DMESG-BEGIN/,/^QT-DMESG-END/p' "$1" | sed 's/^\[[ 0-9.]*\] //' |
         grep -E "$2" | sort -u

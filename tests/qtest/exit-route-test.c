@@ -643,6 +643,45 @@ static void test_bad_command_line(void)
 }
 
 /*
+ * Every property of the router's objects says what it is in
+ * "-object TYPE,help" (they used to print their types only).
+ */
+static void test_property_help(void)
+{
+    static const struct {
+        const char *type;
+        int props;
+    } types[] = {
+        { "exit-route", 14 }, { "exit-handler", 3 }, { "exit-router", 1 },
+    };
+    const char *qemu = g_getenv("QTEST_QEMU_BINARY");
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(types); i++) {
+        g_autofree char *opt = g_strdup_printf("%s,help", types[i].type);
+        g_autofree char *out = NULL, *err = NULL;
+        g_auto(GStrv) lines = NULL;
+        const char *argv[] = { qemu, "-object", opt, NULL };
+        int status, props = 0, j;
+
+        g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, 0, NULL, NULL,
+                                   &out, &err, &status, NULL));
+        lines = g_strsplit(out, "\n", -1);
+        for (j = 0; lines[j]; j++) {
+            if (!g_str_has_prefix(lines[j], "  ") ||
+                g_str_has_prefix(lines[j], "  x-")) {
+                continue;       /* the title; test-only properties */
+            }
+            props++;
+            if (!strstr(lines[j], "> - ") && !strstr(lines[j], "  - ")) {
+                g_error("%s: no description: '%s'", types[i].type, lines[j]);
+            }
+        }
+        g_assert_cmpint(props, ==, types[i].props);
+    }
+}
+
+/*
  * A handler whose chardev does not exist is refused when it is added,
  * and the VM goes on: before the machine is ready (-preconfig) it used
  * to be accepted, then stop QEMU at x-exit-preconfig (exit(1) in a
@@ -753,6 +792,7 @@ int main(int argc, char **argv)
                    test_accel_refuses_change);
     qtest_add_func("/exit-route/handler-bad-chardev-preconfig",
                    test_handler_bad_chardev_preconfig);
+    qtest_add_func("/exit-route/property-help", test_property_help);
     qtest_add_func("/exit-route/mmio-routes", test_mmio_routes);
     qtest_add_func("/exit-route/kernel-tier-switch", test_kernel_tier_switch);
     qtest_add_func("/exit-route/kernel-tier-runtime",
