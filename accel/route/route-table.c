@@ -21,14 +21,43 @@ static const char *const event_type_names[EXIT_EVENT__MAX] = {
     [EXIT_EVENT_PIO] = "pio",
     [EXIT_EVENT_MMIO] = "mmio",
     [EXIT_EVENT_MSR] = "msr",
-    [EXIT_EVENT_INTERRUPT] = "interrupt",
-    [EXIT_EVENT_EXCEPTION] = "exception",
-    [EXIT_EVENT_PLATFORM] = "platform",
+    [EXIT_EVENT_SMI] = "smi",
+    [EXIT_EVENT_NMI] = "nmi",
+    [EXIT_EVENT_MCE] = "mce",
+    [EXIT_EVENT_MEMORY_ERROR] = "memory-error",
+};
+
+static const char *const event_source_names[EXIT_SOURCE__MAX] = {
+    [EXIT_SOURCE_APM] = "apm",
+    [EXIT_SOURCE_TCO] = "tco",
+    [EXIT_SOURCE_QMP] = "qmp",
+    [EXIT_SOURCE_HMP] = "hmp",
+    [EXIT_SOURCE_WATCHDOG] = "watchdog",
+    [EXIT_SOURCE_HOST] = "host",
+};
+
+static const char *const event_class_names[EXIT_CLASS__MAX] = {
+    [EXIT_CLASS_CORRECTED] = "corrected",
+    [EXIT_CLASS_SRAO] = "srao",
+    [EXIT_CLASS_SRAR] = "srar",
+    [EXIT_CLASS_FATAL] = "fatal",
+    [EXIT_CLASS_AO] = "ao",
+    [EXIT_CLASS_AR] = "ar",
 };
 
 const char *exit_event_type_name(ExitEventType type)
 {
     return type < EXIT_EVENT__MAX ? event_type_names[type] : "?";
+}
+
+const char *exit_event_source_name(ExitEventSource source)
+{
+    return source < EXIT_SOURCE__MAX ? event_source_names[source] : "?";
+}
+
+const char *exit_event_class_name(ExitEventClass class)
+{
+    return class < EXIT_CLASS__MAX ? event_class_names[class] : "?";
 }
 
 bool exit_route_spec_check(const ExitRouteSpec *spec, const char *name,
@@ -71,12 +100,44 @@ bool exit_route_spec_check(const ExitRouteSpec *spec, const char *name,
                    name, spec->size_mask);
         return false;
     }
-    if (spec->has_datamatch && spec->dir_mask != EXIT_DIR_WRITE) {
+    if (spec->has_datamatch && !exit_event_is_platform(spec->type) &&
+        spec->dir_mask != EXIT_DIR_WRITE) {
         error_setg(errp, "exit route '%s': a data match applies to writes "
                    "only (set direction=write)", name);
         return false;
     }
+    if (!exit_event_is_platform(spec->type) &&
+        (spec->source_mask || spec->class_mask || spec->has_cpu ||
+         spec->has_bank)) {
+        error_setg(errp, "exit route '%s': source, class, cpu and bank "
+                   "apply to platform events only", name);
+        return false;
+    }
+    if ((spec->source_mask & ~MAKE_64BIT_MASK(0, EXIT_SOURCE__MAX)) ||
+        (spec->class_mask & ~MAKE_64BIT_MASK(0, EXIT_CLASS__MAX))) {
+        error_setg(errp, "exit route '%s': unknown event source or class",
+                   name);
+        return false;
+    }
     return true;
+}
+
+/* Do two "zero: any" masks share a member? */
+static bool masks_overlap(uint32_t a, uint32_t b)
+{
+    return !a || !b || (a & b);
+}
+
+/* Could one platform event match both specs?  (Same type, overlap.) */
+static bool event_specs_conflict(const ExitRouteSpec *a,
+                                 const ExitRouteSpec *b)
+{
+    return masks_overlap(a->source_mask, b->source_mask) &&
+           masks_overlap(a->class_mask, b->class_mask) &&
+           !(a->has_cpu && b->has_cpu && a->cpu != b->cpu) &&
+           !(a->has_bank && b->has_bank && a->bank != b->bank) &&
+           !(a->has_datamatch && b->has_datamatch &&
+             a->datamatch != b->datamatch);
 }
 
 /* Could one access match both specs?  (Same type assumed.) */
@@ -85,6 +146,9 @@ static bool specs_conflict(const ExitRouteSpec *a, const ExitRouteSpec *b)
     if (a->priority != b->priority || a->last < b->start ||
         b->last < a->start) {
         return false;
+    }
+    if (exit_event_is_platform(a->type)) {
+        return event_specs_conflict(a, b);
     }
     if (!(a->dir_mask & b->dir_mask) || !(a->size_mask & b->size_mask)) {
         return false;

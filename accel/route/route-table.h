@@ -22,16 +22,51 @@
 
 #include "qemu/host-utils.h"
 
-/* Kinds of exit a route can match. */
+/*
+ * Kinds of exit a route can match: accesses (port I/O, MMIO, MSRs) and
+ * platform events (docs/platform-events.rst).
+ */
 typedef enum ExitEventType {
     EXIT_EVENT_PIO,
     EXIT_EVENT_MMIO,
     EXIT_EVENT_MSR,
-    EXIT_EVENT_INTERRUPT,       /* reserved for later handler kinds */
-    EXIT_EVENT_EXCEPTION,       /* reserved */
-    EXIT_EVENT_PLATFORM,        /* reserved */
+    EXIT_EVENT_SMI,
+    EXIT_EVENT_NMI,
+    EXIT_EVENT_MCE,
+    EXIT_EVENT_MEMORY_ERROR,
     EXIT_EVENT__MAX,
 } ExitEventType;
+
+/* A platform event, not an access? */
+static inline bool exit_event_is_platform(ExitEventType type)
+{
+    return type >= EXIT_EVENT_SMI && type < EXIT_EVENT__MAX;
+}
+
+/*
+ * Where a platform event comes from (ExitAccess.source; a route matches a
+ * set of them).  The same numbers as the QAPI enum ExitEventSource.
+ */
+typedef enum ExitEventSource {
+    EXIT_SOURCE_APM,            /* SMI: a write of the APM control port */
+    EXIT_SOURCE_TCO,            /* SMI: the ICH9 TCO watchdog */
+    EXIT_SOURCE_QMP,            /* inject-smi, inject-nmi, inject-mce */
+    EXIT_SOURCE_HMP,            /* nmi, mce */
+    EXIT_SOURCE_WATCHDOG,       /* NMI: a watchdog's inject-nmi action */
+    EXIT_SOURCE_HOST,           /* MCE, memory error: the host's SIGBUS */
+    EXIT_SOURCE__MAX,
+} ExitEventSource;
+
+/* What kind of error (MCE, memory error); QAPI's ExitEventClass. */
+typedef enum ExitEventClass {
+    EXIT_CLASS_CORRECTED,       /* MCE: logged in the bank, no #MC */
+    EXIT_CLASS_SRAO,            /* MCE: uncorrected, action optional */
+    EXIT_CLASS_SRAR,            /* MCE: uncorrected, action required */
+    EXIT_CLASS_FATAL,           /* MCE: uncorrected, processor context corrupt */
+    EXIT_CLASS_AO,              /* memory error: SIGBUS BUS_MCEERR_AO */
+    EXIT_CLASS_AR,              /* memory error: SIGBUS BUS_MCEERR_AR */
+    EXIT_CLASS__MAX,
+} ExitEventClass;
 
 /* Direction mask bits. */
 #define EXIT_DIR_READ   (1u << 0)
@@ -41,13 +76,23 @@ typedef enum ExitEventType {
 /* Access-size mask: bit n set = accesses of 1 << n bytes (1, 2, 4, 8). */
 #define EXIT_SIZE_ANY   0xfu
 
-/* One access, as an accelerator reports it. */
+/*
+ * One access, as an accelerator reports it, or one platform event.  An
+ * event has @size 8 and @is_write set; @addr is its guest-physical
+ * address (MCE, memory error; 0 for the others) and @data its value
+ * (SMI: the APM command byte; MCE: MCi_STATUS).
+ */
 typedef struct ExitAccess {
     ExitEventType type;
     uint64_t addr;              /* port, guest-physical address or MSR */
     unsigned size;              /* bytes: 1, 2, 4 or 8 */
     bool is_write;
     uint64_t data;              /* the value written (writes only) */
+    /* Platform events only: */
+    uint8_t source;             /* ExitEventSource */
+    uint8_t class;              /* ExitEventClass (MCE, memory error) */
+    int16_t bank;               /* MCE bank, or -1 */
+    int32_t cpu;                /* the target vCPU, or -1 (all, or none) */
 } ExitAccess;
 
 /*
@@ -63,6 +108,13 @@ typedef struct ExitRouteSpec {
     bool has_datamatch;         /* writes only: match data == datamatch */
     uint64_t datamatch;
     int32_t priority;           /* higher wins */
+    /* Platform events only (zero: any): */
+    uint32_t source_mask;       /* bit per ExitEventSource */
+    uint32_t class_mask;        /* bit per ExitEventClass */
+    bool has_cpu;               /* only events for this vCPU */
+    uint32_t cpu;
+    bool has_bank;              /* only MCEs of this bank */
+    uint8_t bank;
 } ExitRouteSpec;
 
 /*
@@ -131,12 +183,28 @@ const RouteTableEntry *route_table_entry(const RouteTable *table, size_t i);
 bool exit_route_spec_check(const ExitRouteSpec *spec, const char *name,
                            Error **errp);
 
+/* Does @spec accept the platform event @a (type, address, fields)? */
+static inline bool exit_route_spec_matches_event(const ExitRouteSpec *spec,
+                                                 const ExitAccess *a)
+{
+    return spec->type == a->type && a->addr >= spec->start &&
+           a->addr <= spec->last &&
+           (!spec->source_mask || (spec->source_mask & (1u << a->source))) &&
+           (!spec->class_mask || (spec->class_mask & (1u << a->class))) &&
+           (!spec->has_cpu || (a->cpu >= 0 && (uint32_t)a->cpu == spec->cpu)) &&
+           (!spec->has_bank || (a->bank >= 0 && a->bank == spec->bank)) &&
+           (!spec->has_datamatch || a->data == spec->datamatch);
+}
+
 /* Does @spec accept @a (type, whole range, direction, size, data)? */
 static inline bool exit_route_spec_matches(const ExitRouteSpec *spec,
                                            const ExitAccess *a)
 {
     unsigned extent;
 
+    if (exit_event_is_platform(a->type)) {
+        return exit_route_spec_matches_event(spec, a);
+    }
     /* Sizes 1, 2, 4, 8 are size_mask bits 0..3; anything else never. */
     if (spec->type != a->type || !is_power_of_2(a->size) || a->size > 8 ||
         !(spec->size_mask & a->size)) {
@@ -215,5 +283,7 @@ static inline const RouteTableEntry *route_cursor_next(RouteCursor *c,
 }
 
 const char *exit_event_type_name(ExitEventType type);
+const char *exit_event_source_name(ExitEventSource source);
+const char *exit_event_class_name(ExitEventClass class);
 
 #endif
