@@ -34,6 +34,7 @@
 #define ACCEL_ROUTE_EXIT_ROUTER_H
 
 #include "exec/memattrs.h"
+#include "qapi/qapi-types-exit-route.h"
 #include "qemu/atomic.h"
 #include "qemu/bitops.h"
 #include "qemu/notify.h"
@@ -200,6 +201,65 @@ bool exit_route_mmio_buf(uint64_t addr, void *buf, unsigned len,
  * if the caller must run its own path.
  */
 bool exit_route_msr(uint32_t msr, bool is_write, uint64_t *data);
+
+/*
+ * A platform event (docs/platform-events.rst): an SMI, NMI, machine check
+ * or host memory error, about to be raised.  The source fills it in and
+ * calls exit_route_event(), then acts on the verdict.
+ */
+typedef struct ExitPlatformEvent {
+    ExitEventType type;         /* EXIT_EVENT_SMI ... _MEMORY_ERROR */
+    ExitPlatformSource source;
+    ExitErrorClass class;       /* MCE, memory error */
+    int bank;                   /* MCE: the bank; else -1 */
+    int cpu;                    /* the target vCPU index, -1: all (or none);
+                                   a handler may retarget the event */
+    uint64_t addr;              /* MCE, memory error: guest-physical */
+    uint64_t data;              /* SMI: APM command; MCE: MCi_STATUS */
+} ExitPlatformEvent;
+
+/*
+ * Routes @ev (BQL held) and returns what to do: deliver it as QEMU would
+ * (to vCPU @ev->cpu, which a handler may have changed), or nothing
+ * (suppress, handled).  An event no route matches is delivered: with no
+ * event routes, QEMU behaves as vanilla QEMU.
+ */
+ExitEventVerdict exit_route_event(ExitPlatformEvent *ev);
+
+/* What the platform handler (handler=platform) did with an event. */
+typedef enum ExitPlatformResult {
+    EXIT_PLATFORM_DECLINE,      /* not its business: the next route */
+    EXIT_PLATFORM_DELIVER,      /* forward it to the guest */
+    EXIT_PLATFORM_HANDLED,      /* dealt with: the guest does not see it */
+} ExitPlatformResult;
+
+typedef struct ExitPlatformOps {
+    /* Called with the BQL held; may change @ev->cpu. */
+    ExitPlatformResult (*event)(void *opaque, ExitPlatformEvent *ev);
+} ExitPlatformOps;
+
+/*
+ * The in-process platform handler (one per VM: the RAS policy), or NULL
+ * to remove it.  BQL.
+ */
+void exit_router_register_platform(const ExitPlatformOps *ops, void *opaque);
+
+/*
+ * An SMI about to be raised by @source (APM: @cmd is the command byte
+ * written) on vCPU @cpu (-1: every vCPU, or the caller's own choice).
+ * Returns true if the caller is to raise it as QEMU does; false if not:
+ * suppressed, handled, or raised here on the vCPU a handler chose.  BQL.
+ * (platform-x86.c)
+ */
+bool exit_route_smi(ExitPlatformSource source, uint8_t cmd, int cpu);
+
+/*
+ * Raises an NMI from @source on vCPU @cpu_index (-1: every vCPU, through
+ * nmi_monitor_handle(@monitor_cpu), QEMU's path), if the router says
+ * deliver.  Sets @errp for a vCPU that does not exist.  BQL.
+ */
+void exit_route_nmi(int64_t cpu_index, ExitPlatformSource source,
+                    int monitor_cpu, Error **errp);
 
 /*
  * The kernel-tier switch.  Resolved once the accelerator exists, from

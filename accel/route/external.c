@@ -649,6 +649,14 @@ ExitRouteFallback exit_handler_pool_take_fallback(ExitHandlerPool *p)
     return p->fallback;
 }
 
+ExitEventVerdict exit_handler_pool_event(ExitHandlerPool *p,
+                                         ExitPlatformEvent *ev)
+{
+    assert(bql_locked());
+    return exit_handler_pool_take_fallback(p) == EXIT_ROUTE_FALLBACK_IGNORE ?
+           EXIT_EVENT_VERDICT_SUPPRESS : EXIT_EVENT_VERDICT_DELIVER;
+}
+
 ExitHandlerPool *exit_handler_pool_new(const char *route_id,
                                        const strList *names,
                                        ExitRoutePolicy policy,

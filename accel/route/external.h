@@ -14,7 +14,7 @@
 #define ACCEL_ROUTE_EXTERNAL_H
 
 #include "qapi/qapi-types-exit-route.h"
-#include "accel/route/route-table.h"
+#include "accel/route/exit-router.h"
 
 typedef struct ExitHandlerPool ExitHandlerPool;
 
@@ -53,6 +53,14 @@ bool exit_handler_pool_access(ExitHandlerPool *p, const ExitAccess *a,
  * rep batch, which is never offered): counts it and says which.
  */
 ExitRouteFallback exit_handler_pool_take_fallback(ExitHandlerPool *p);
+
+/*
+ * Offers a platform event to the pool (BQL held); returns its verdict,
+ * or the route's fallback's (device: deliver; ignore: suppress) when no
+ * handler decided.
+ */
+ExitEventVerdict exit_handler_pool_event(ExitHandlerPool *p,
+                                         ExitPlatformEvent *ev);
 
 /* For query-exit-routes and query-exit-stats.  BQL. */
 void exit_handler_pool_info(const ExitHandlerPool *p, ExitRouteInfo *info);

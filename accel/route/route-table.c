@@ -50,12 +50,12 @@ const char *exit_event_type_name(ExitEventType type)
     return type < EXIT_EVENT__MAX ? event_type_names[type] : "?";
 }
 
-const char *exit_event_source_name(ExitEventSource source)
+const char *exit_event_source_name(ExitPlatformSource source)
 {
     return source < EXIT_SOURCE__MAX ? event_source_names[source] : "?";
 }
 
-const char *exit_event_class_name(ExitEventClass class)
+const char *exit_event_class_name(ExitErrorClass class)
 {
     return class < EXIT_CLASS__MAX ? event_class_names[class] : "?";
 }
@@ -113,8 +113,8 @@ bool exit_route_spec_check(const ExitRouteSpec *spec, const char *name,
                    "apply to platform events only", name);
         return false;
     }
-    if ((spec->source_mask & ~MAKE_64BIT_MASK(0, EXIT_SOURCE__MAX)) ||
-        (spec->class_mask & ~MAKE_64BIT_MASK(0, EXIT_CLASS__MAX))) {
+    if ((spec->source_mask & ~((1u << EXIT_SOURCE__MAX) - 1)) ||
+        (spec->class_mask & ~((1u << EXIT_CLASS__MAX) - 1))) {
         error_setg(errp, "exit route '%s': unknown event source or class",
                    name);
         return false;

@@ -47,7 +47,7 @@ static inline bool exit_event_is_platform(ExitEventType type)
  * Where a platform event comes from (ExitAccess.source; a route matches a
  * set of them).  The same numbers as the QAPI enum ExitEventSource.
  */
-typedef enum ExitEventSource {
+typedef enum ExitPlatformSource {
     EXIT_SOURCE_APM,            /* SMI: a write of the APM control port */
     EXIT_SOURCE_TCO,            /* SMI: the ICH9 TCO watchdog */
     EXIT_SOURCE_QMP,            /* inject-smi, inject-nmi, inject-mce */
@@ -55,10 +55,10 @@ typedef enum ExitEventSource {
     EXIT_SOURCE_WATCHDOG,       /* NMI: a watchdog's inject-nmi action */
     EXIT_SOURCE_HOST,           /* MCE, memory error: the host's SIGBUS */
     EXIT_SOURCE__MAX,
-} ExitEventSource;
+} ExitPlatformSource;
 
 /* What kind of error (MCE, memory error); QAPI's ExitEventClass. */
-typedef enum ExitEventClass {
+typedef enum ExitErrorClass {
     EXIT_CLASS_CORRECTED,       /* MCE: logged in the bank, no #MC */
     EXIT_CLASS_SRAO,            /* MCE: uncorrected, action optional */
     EXIT_CLASS_SRAR,            /* MCE: uncorrected, action required */
@@ -66,7 +66,7 @@ typedef enum ExitEventClass {
     EXIT_CLASS_AO,              /* memory error: SIGBUS BUS_MCEERR_AO */
     EXIT_CLASS_AR,              /* memory error: SIGBUS BUS_MCEERR_AR */
     EXIT_CLASS__MAX,
-} ExitEventClass;
+} ExitErrorClass;
 
 /* Direction mask bits. */
 #define EXIT_DIR_READ   (1u << 0)
@@ -89,8 +89,8 @@ typedef struct ExitAccess {
     bool is_write;
     uint64_t data;              /* the value written (writes only) */
     /* Platform events only: */
-    uint8_t source;             /* ExitEventSource */
-    uint8_t class;              /* ExitEventClass (MCE, memory error) */
+    uint8_t source;             /* ExitPlatformSource */
+    uint8_t class;              /* ExitErrorClass (MCE, memory error) */
     int16_t bank;               /* MCE bank, or -1 */
     int32_t cpu;                /* the target vCPU, or -1 (all, or none) */
 } ExitAccess;
@@ -109,8 +109,8 @@ typedef struct ExitRouteSpec {
     uint64_t datamatch;
     int32_t priority;           /* higher wins */
     /* Platform events only (zero: any): */
-    uint32_t source_mask;       /* bit per ExitEventSource */
-    uint32_t class_mask;        /* bit per ExitEventClass */
+    uint32_t source_mask;       /* bit per ExitPlatformSource */
+    uint32_t class_mask;        /* bit per ExitErrorClass */
     bool has_cpu;               /* only events for this vCPU */
     uint32_t cpu;
     bool has_bank;              /* only MCEs of this bank */
@@ -283,7 +283,7 @@ static inline const RouteTableEntry *route_cursor_next(RouteCursor *c,
 }
 
 const char *exit_event_type_name(ExitEventType type);
-const char *exit_event_source_name(ExitEventSource source);
-const char *exit_event_class_name(ExitEventClass class);
+const char *exit_event_source_name(ExitPlatformSource source);
+const char *exit_event_class_name(ExitErrorClass class);
 
 #endif

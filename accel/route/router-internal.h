@@ -158,6 +158,18 @@ struct ExitRoute {
     uint32_t timeout_ms;
     bool has_posted_writes;
     bool posted_writes;
+    bool has_start;
+    bool has_size;
+    bool has_handler;
+    /* Platform events: */
+    bool has_source;
+    ExitEventSource source;
+    bool has_class;
+    ExitEventClass event_class;
+    bool has_cpu;
+    uint32_t cpu;
+    bool has_bank;
+    uint8_t bank;
 
     /* Made from them at complete: */
     ExitRouteSpec spec;
@@ -169,6 +181,11 @@ struct ExitRoute {
     ExitNoExit *noexit;         /* KVM ioeventfds, if installed */
 
     ExitStats stats;
+    /* Platform events, BQL: verdicts, and PLATFORM_EVENT's rate limit */
+    uint64_t verdicts[EXIT_EVENT_VERDICT__MAX];
+    double ev_tokens;
+    int64_t ev_stamp_ns;
+    uint64_t ev_unsent;
 };
 
 /* Count the writes the no-exit paths absorbed.  BQL. */
@@ -241,6 +258,7 @@ typedef struct ExitRouterState {
     ExitStats unrouted_pio;             /* accesses no route matched */
     ExitStats unrouted_mmio;
     ExitStats unrouted_msr;
+    ExitStats unrouted_events;          /* platform events: delivered */
     bool machine_ready;                 /* BQL: no-exit paths may go in */
 
     /* BQL: the MSR ranges the accelerator's filter sends to us */

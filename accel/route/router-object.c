@@ -58,13 +58,15 @@ typedef struct ExitRoutePropInfo {
 static const ExitRoutePropInfo exit_route_props[] = {
     { "event", EXIT_PROP_ENUM, "ExitRouteEvent", &ExitRouteEvent_lookup,
       EXIT_ROUTE_FIELD(event), EXIT_ROUTE_NO_HAS,
-      "The kind of exit: pio, mmio or msr" },
+      "The kind of exit: pio, mmio, msr, or a platform event: smi, nmi, "
+      "mce, memory-error" },
     { "start", EXIT_PROP_UINT64, NULL, NULL,
-      EXIT_ROUTE_FIELD(start), EXIT_ROUTE_NO_HAS,
+      EXIT_ROUTE_FIELD(start), EXIT_ROUTE_FIELD(has_start),
       "First port, guest-physical address or MSR index" },
     { "size", EXIT_PROP_UINT64, NULL, NULL,
-      EXIT_ROUTE_FIELD(size), EXIT_ROUTE_NO_HAS,
-      "Number of ports, bytes or MSRs (default 1)" },
+      EXIT_ROUTE_FIELD(size), EXIT_ROUTE_FIELD(has_size),
+      "Number of ports, bytes or MSRs (default 1; platform events: every "
+      "address)" },
     { "direction", EXIT_PROP_ENUM, "ExitRouteDirection",
       &ExitRouteDirection_lookup,
       EXIT_ROUTE_FIELD(direction), EXIT_ROUTE_NO_HAS,
@@ -82,9 +84,10 @@ static const ExitRoutePropInfo exit_route_props[] = {
       "tier's routes are at -1)" },
     { "handler", EXIT_PROP_ENUM, "ExitRouteHandler",
       &ExitRouteHandler_lookup,
-      EXIT_ROUTE_FIELD(handler), EXIT_ROUTE_NO_HAS,
+      EXIT_ROUTE_FIELD(handler), EXIT_ROUTE_FIELD(has_handler),
       "Who completes a matching access: device (default), inline, "
-      "ignore, log or external" },
+      "ignore, log or external; for platform events deliver (default), "
+      "ignore, log, platform or external" },
     { "inline", EXIT_PROP_STR, NULL, NULL,
       EXIT_ROUTE_FIELD(inline_name), EXIT_ROUTE_NO_HAS,
       "The inline handler (handler=inline): pic-master, pic-slave, pit, "
@@ -109,6 +112,20 @@ static const ExitRoutePropInfo exit_route_props[] = {
       EXIT_ROUTE_FIELD(posted_writes), EXIT_ROUTE_FIELD(has_posted_writes),
       "Writes do not wait for the handler's reply (handler=external; "
       "default off)" },
+    { "source", EXIT_PROP_ENUM, "ExitEventSource", &ExitEventSource_lookup,
+      EXIT_ROUTE_FIELD(source), EXIT_ROUTE_FIELD(has_source),
+      "Platform events: only those from this source (apm, tco, qmp, hmp, "
+      "watchdog, host)" },
+    { "class", EXIT_PROP_ENUM, "ExitEventClass", &ExitEventClass_lookup,
+      EXIT_ROUTE_FIELD(event_class), EXIT_ROUTE_FIELD(has_class),
+      "MCE: only corrected, srao, srar or fatal; memory error: only ao or "
+      "ar" },
+    { "cpu", EXIT_PROP_UINT32, NULL, NULL,
+      EXIT_ROUTE_FIELD(cpu), EXIT_ROUTE_FIELD(has_cpu),
+      "SMI, NMI, MCE: only events for this vCPU (index)" },
+    { "bank", EXIT_PROP_UINT8, NULL, NULL,
+      EXIT_ROUTE_FIELD(bank), EXIT_ROUTE_FIELD(has_bank),
+      "MCE: only machine checks in this bank" },
 };
 
 static void exit_route_prop_get(Object *obj, Visitor *v, const char *name,
@@ -261,7 +278,78 @@ static const ExitEventType exit_route_event_types[] = {
     [EXIT_ROUTE_EVENT_PIO] = EXIT_EVENT_PIO,
     [EXIT_ROUTE_EVENT_MMIO] = EXIT_EVENT_MMIO,
     [EXIT_ROUTE_EVENT_MSR] = EXIT_EVENT_MSR,
+    [EXIT_ROUTE_EVENT_SMI] = EXIT_EVENT_SMI,
+    [EXIT_ROUTE_EVENT_NMI] = EXIT_EVENT_NMI,
+    [EXIT_ROUTE_EVENT_MCE] = EXIT_EVENT_MCE,
+    [EXIT_ROUTE_EVENT_MEMORY_ERROR] = EXIT_EVENT_MEMORY_ERROR,
 };
+
+/*
+ * Which options each kind of platform event takes, and which handlers.
+ * Refused elsewhere with a message that names the option.
+ */
+static bool exit_route_check_event_options(ExitRoute *r, Error **errp)
+{
+    ExitEventType t = exit_route_event_types[r->event];
+    bool mce = t == EXIT_EVENT_MCE, memerr = t == EXIT_EVENT_MEMORY_ERROR;
+    const char *opt = NULL;
+
+    if (exit_event_is_platform(t) && !r->has_handler) {
+        r->handler = EXIT_ROUTE_HANDLER_DELIVER;    /* QEMU's behaviour */
+    }
+    if (!exit_event_is_platform(t)) {
+        opt = r->has_source ? "source" : r->has_class ? "class" :
+              r->has_cpu ? "cpu" : r->has_bank ? "bank" : NULL;
+        if (opt) {
+            error_setg(errp, "exit route '%s': %s applies to platform "
+                       "events (smi, nmi, mce, memory-error), not %s", r->id,
+                       opt, ExitRouteEvent_str(r->event));
+            return false;
+        }
+        if (r->handler == EXIT_ROUTE_HANDLER_DELIVER ||
+            r->handler == EXIT_ROUTE_HANDLER_PLATFORM) {
+            error_setg(errp, "exit route '%s': handler=%s is for platform "
+                       "events; %s routes use device", r->id,
+                       ExitRouteHandler_str(r->handler),
+                       ExitRouteEvent_str(r->event));
+            return false;
+        }
+        return true;
+    }
+    if (r->handler == EXIT_ROUTE_HANDLER_DEVICE ||
+        r->handler == EXIT_ROUTE_HANDLER_INLINE) {
+        error_setg(errp, "exit route '%s': handler=%s is for accesses; %s "
+                   "routes use deliver, ignore, log, platform or external",
+                   r->id, ExitRouteHandler_str(r->handler),
+                   ExitRouteEvent_str(r->event));
+        return false;
+    }
+    if (r->has_class && (!(mce || memerr) ||
+        (mce && r->event_class > EXIT_EVENT_CLASS_FATAL) ||
+        (memerr && r->event_class < EXIT_EVENT_CLASS_AO))) {
+        error_setg(errp, "exit route '%s': class=%s does not apply to %s "
+                   "events", r->id, ExitEventClass_str(r->event_class),
+                   ExitRouteEvent_str(r->event));
+        return false;
+    }
+    if (r->has_cpu && memerr) {
+        opt = "cpu";
+    } else if (r->has_bank && !mce) {
+        opt = "bank";
+    } else if (r->has_datamatch && t != EXIT_EVENT_SMI) {
+        opt = "datamatch";
+    } else if (r->has_access_size) {
+        opt = "access-size";
+    } else if (r->direction != EXIT_ROUTE_DIRECTION_ANY) {
+        opt = "direction";
+    }
+    if (opt) {
+        error_setg(errp, "exit route '%s': %s does not apply to %s events",
+                   r->id, opt, ExitRouteEvent_str(r->event));
+        return false;
+    }
+    return true;
+}
 
 static const unsigned exit_route_dir_masks[] = {
     [EXIT_ROUTE_DIRECTION_ANY] = EXIT_DIR_ANY,
@@ -272,10 +360,22 @@ static const unsigned exit_route_dir_masks[] = {
 /* The spec of the properties as given. */
 static bool exit_route_make_spec(ExitRoute *r, Error **errp)
 {
-    if (r->size == 0 || r->start + r->size - 1 < r->start) {
+    ExitEventType t = exit_route_event_types[r->event];
+    uint64_t last;
+
+    if (!r->has_start && !exit_event_is_platform(t)) {
+        error_setg(errp, "exit route '%s': %s routes need start=", r->id,
+                   ExitRouteEvent_str(r->event));
+        return false;
+    }
+    if (!r->has_size && exit_event_is_platform(t)) {
+        last = UINT64_MAX;          /* events: every address */
+    } else if (r->size == 0 || r->start + r->size - 1 < r->start) {
         error_setg(errp, "exit route '%s': size 0x%" PRIx64 " at start 0x%"
                    PRIx64 " is empty or wraps", r->id, r->size, r->start);
         return false;
+    } else {
+        last = r->start + r->size - 1;
     }
     if (r->has_access_size && r->access_size != 1 && r->access_size != 2 &&
         r->access_size != 4 && r->access_size != 8) {
@@ -284,14 +384,21 @@ static bool exit_route_make_spec(ExitRoute *r, Error **errp)
         return false;
     }
     r->spec = (ExitRouteSpec) {
-        .type = exit_route_event_types[r->event],
+        .type = t,
         .start = r->start,
-        .last = r->start + r->size - 1,
+        .last = last,
         .dir_mask = exit_route_dir_masks[r->direction],
         .size_mask = r->has_access_size ? r->access_size : EXIT_SIZE_ANY,
         .has_datamatch = r->has_datamatch,
         .datamatch = r->datamatch,
         .priority = r->priority,
+        /* The QAPI enums number sources and classes as the table does. */
+        .source_mask = r->has_source ? 1u << r->source : 0,
+        .class_mask = r->has_class ? 1u << r->event_class : 0,
+        .has_cpu = r->has_cpu,
+        .cpu = r->cpu,
+        .has_bank = r->has_bank,
+        .bank = r->bank,
     };
     return exit_route_spec_check(&r->spec, r->id, errp);
 }
@@ -383,7 +490,8 @@ static void exit_route_complete(UserCreatable *uc, Error **errp)
     exit_router_init_globals();
     g_free(r->id);
     r->id = g_strdup(object_get_canonical_path_component(OBJECT(r)));
-    if (!exit_route_make_spec(r, errp) ||
+    if (!exit_route_check_event_options(r, errp) ||
+        !exit_route_make_spec(r, errp) ||
         !exit_route_check_handler_options(r, errp) ||
         (r->handler == EXIT_ROUTE_HANDLER_INLINE &&
          !exit_route_check_inline(r, errp))) {
@@ -481,6 +589,14 @@ ExitRouteInfo *exit_route_info(ExitRoute *r)
     info->handler = r->handler;
     info->q_inline = g_strdup(r->inline_name);
     info->no_exit = r->noexit != NULL;
+    info->has_source = r->has_source;
+    info->source = r->source;
+    info->has_q_class = r->has_class;
+    info->q_class = r->event_class;
+    info->has_cpu = r->has_cpu;
+    info->cpu = r->cpu;
+    info->has_bank = r->has_bank;
+    info->bank = r->bank;
     if (r->pool) {
         exit_handler_pool_info(r->pool, info);
     }
@@ -492,7 +608,7 @@ static void exit_route_instance_init(Object *obj)
     ExitRoute *r = EXIT_ROUTE(obj);
 
     r->event = EXIT_ROUTE_EVENT_PIO;
-    r->size = 1;
+    r->size = 1;            /* platform events: every address, unless set */
     r->direction = EXIT_ROUTE_DIRECTION_ANY;
     r->handler = EXIT_ROUTE_HANDLER_DEVICE;
     r->policy = EXIT_ROUTE_POLICY_FIRST;
@@ -550,6 +666,7 @@ static void exit_router_machine_init_done(Notifier *n, void *data)
     exit_stats_alloc(&exit_router.unrouted_pio);
     exit_stats_alloc(&exit_router.unrouted_mmio);
     exit_stats_alloc(&exit_router.unrouted_msr);
+    exit_stats_alloc(&exit_router.unrouted_events);
     for (i = 0; i < exit_router.routes->len; i++) {
         exit_stats_alloc(&((ExitRoute *)
                            g_ptr_array_index(exit_router.routes, i))->stats);

@@ -38,6 +38,8 @@ void exit_router_init_globals(void)
                         EXIT_UNROUTED_SAMPLE_PERIOD);
         exit_stats_init(&exit_router.unrouted_msr,
                         EXIT_UNROUTED_SAMPLE_PERIOD);
+        exit_stats_init(&exit_router.unrouted_events,
+                        EXIT_UNROUTED_SAMPLE_PERIOD);
     }
 }
 

@@ -69,6 +69,13 @@ ExitRouteStatsList *qmp_query_exit_stats(Error **errp)
         if (r->pool) {
             exit_handler_pool_stats(r->pool, info);
         }
+        if (exit_event_is_platform(r->spec.type)) {
+            info->has_delivered = info->has_suppressed = true;
+            info->has_handled = true;
+            info->delivered = r->verdicts[EXIT_EVENT_VERDICT_DELIVER];
+            info->suppressed = r->verdicts[EXIT_EVENT_VERDICT_SUPPRESS];
+            info->handled = r->verdicts[EXIT_EVENT_VERDICT_HANDLED];
+        }
         QAPI_LIST_APPEND(tail, info);
     }
     QAPI_LIST_APPEND(tail, exit_stats_info("unrouted-pio",
@@ -77,6 +84,8 @@ ExitRouteStatsList *qmp_query_exit_stats(Error **errp)
                                            &exit_router.unrouted_mmio));
     QAPI_LIST_APPEND(tail, exit_stats_info("unrouted-msr",
                                            &exit_router.unrouted_msr));
+    QAPI_LIST_APPEND(tail, exit_stats_info("unrouted-events",
+                                           &exit_router.unrouted_events));
     return head;
 }
 
@@ -90,10 +99,12 @@ void qmp_exit_stats_reset(Error **errp)
 
         exit_route_collect_noexit(r);
         exit_stats_reset(&r->stats);
+        memset(r->verdicts, 0, sizeof(r->verdicts));
     }
     exit_stats_reset(&exit_router.unrouted_pio);
     exit_stats_reset(&exit_router.unrouted_mmio);
     exit_stats_reset(&exit_router.unrouted_msr);
+    exit_stats_reset(&exit_router.unrouted_events);
 }
 
 void hmp_info_exit_routes(Monitor *mon, const QDict *qdict)

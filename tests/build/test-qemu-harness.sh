@@ -18,7 +18,7 @@ python3 - "$build/meson-logs/testlog.json" <<'PY'
 import json, sys
 want = {"qtest-x86_64/tiers/" + t for t in
         ("legacy-ports-test", "exit-route-test", "exit-handler-test",
-         "tier-diff-test", "tier-migration-test")}
+         "tier-diff-test", "tier-migration-test", "platform-events-test")}
 seen, bad = set(), []
 for line in open(sys.argv[1]):
     r = json.loads(line)

@@ -652,7 +652,7 @@ static void test_property_help(void)
         const char *type;
         int props;
     } types[] = {
-        { "exit-route", 14 }, { "exit-handler", 3 }, { "exit-router", 1 },
+        { "exit-route", 18 }, { "exit-handler", 3 }, { "exit-router", 1 },
     };
     const char *qemu = g_getenv("QTEST_QEMU_BINARY");
     size_t i;
