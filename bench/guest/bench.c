@@ -13,7 +13,7 @@
  * workload NAME instead, so that the measured device contends only with
  * another device's accesses.  Options come from the multiboot command
  * line (-append): n=, rounds=, smp=, only=, ap=, irq=, waitcheck=,
- * gatecheck=, straddle=.
+ * gatecheck=, straddle=, platform=.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -25,6 +25,7 @@
 #define LAPIC_SVR       0xf0
 #define LAPIC_ICR_LO    0x300
 #define LAPIC_LVT_LINT0 0x350
+#define LAPIC_LVT_LINT1 0x360
 #define LAPIC_ICR_HI    0x310
 #define ICR_ALL_BUT_SELF 0x000c0000u
 #define ICR_INIT        0x00004500u
@@ -76,6 +77,11 @@ static inline u64 rdmsr(u32 msr)
 
     asm volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
     return ((u64)hi << 32) | lo;
+}
+
+static inline void wrmsr(u32 msr, u64 v)
+{
+    asm volatile("wrmsr" : : "c"(msr), "a"((u32)v), "d"((u32)(v >> 32)));
 }
 
 static inline u32 mmio_read32(u32 addr)
@@ -147,14 +153,19 @@ static void put_u64(u64 v)
     }
 }
 
-static void put_hex(u32 v)
+static void put_hex_digits(u32 v)
 {
     int i;
 
-    puts_serial("0x");
     for (i = 28; i >= 0; i -= 4) {
         putc_serial("0123456789abcdef"[(v >> i) & 15]);
     }
+}
+
+static void put_hex(u32 v)
+{
+    puts_serial("0x");
+    put_hex_digits(v);
 }
 
 /* Prints tenths as "x.y". */
@@ -428,7 +439,9 @@ static u32 ap_running;      /* APs inside a workload loop */
 static u32 ap_workload;     /* index into workloads[], or AP_JOB_WAIT */
 
 #define AP_JOB_WAIT 0xffffffffu
+#define AP_JOB_PLATFORM 0xfffffffeu
 static void wait_check_ap(u32 me);
+static void platform_ap(u32 me);
 
 /* Operations an AP runs between two looks at ap_stop. */
 #define AP_CHUNK 64
@@ -447,6 +460,9 @@ void ap_main(void)
         if (shared_load(&ap_workload) == AP_JOB_WAIT) {
             wait_check_ap(me);
             continue;
+        }
+        if (shared_load(&ap_workload) == AP_JOB_PLATFORM) {
+            platform_ap(me);            /* does not return */
         }
         loop = workloads[shared_load(&ap_workload)].loop;
         __atomic_fetch_add(&ap_running, 1, __ATOMIC_SEQ_CST);
@@ -840,6 +856,153 @@ static void irq_test(u32 want)
     puts_serial("\n");
 }
 
+/* ---- platform events: NMIs and machine checks per vCPU --------------------- */
+
+/*
+ * platform=1, for tests/boot/test-platform-guest.sh: every vCPU takes
+ * NMIs (vector 2) and machine checks (vector 18, with CR4.MCE set and
+ * MCG_CTL and every MCi_CTL all-ones, so that uncorrected errors are
+ * reported) and counts them; each also copies its bank 9 status, where
+ * QEMU logs the errors it injects, and the BSP prints what changed:
+ *
+ *   BENCH-PLATFORM ready cpus=2
+ *   BENCH-PLATFORM cpu=1 nmi=1 mce=0 bank9=0x0000000000000000 mc=0x...
+ *
+ * (bank9: the bank as last polled; mc: the bank as the last #MC handler
+ * found it, before it cleared it.)
+ *
+ * A machine check's handler clears MCG_STATUS.MCIP and the bank, so that
+ * the next one is taken rather than a shutdown.
+ */
+#define MSR_MCG_CAP     0x179
+#define MSR_MCG_STATUS  0x17a
+#define MSR_MCG_CTL     0x17b
+#define MSR_MC_CTL(i)   (0x400 + 4 * (i))
+#define MSR_MC_STATUS(i) (0x401 + 4 * (i))
+#define CR4_MCE         (1u << 6)
+
+static volatile u32 plat_nmi[MAX_CPUS], plat_mce[MAX_CPUS];
+static volatile u64 plat_bank9[MAX_CPUS];     /* polled */
+static volatile u64 plat_mc_status[MAX_CPUS]; /* as the #MC handler saw it */
+
+static u32 this_cpu(void)
+{
+    return mmio_read32(LAPIC_BASE + 0x20) >> 24;    /* APIC ID */
+}
+
+void nmi_handler(void)
+{
+    u32 c = this_cpu();
+
+    if (c < MAX_CPUS) {
+        plat_nmi[c]++;
+    }
+}
+
+void mce_handler(void)
+{
+    u32 c = this_cpu();
+
+    if (c < MAX_CPUS) {
+        plat_mc_status[c] = rdmsr(MSR_MC_STATUS(9));
+        plat_mce[c]++;
+    }
+    wrmsr(MSR_MC_STATUS(9), 0);
+    wrmsr(MSR_MCG_STATUS, 0);
+}
+
+/* This vCPU: the IDT, CR4.MCE, every bank reporting. */
+static void platform_cpu_init(void)
+{
+    struct { u16 limit; u32 base; } __attribute__((packed)) idtr = {
+        sizeof(idt) - 1, (u32)idt,
+    };
+    u64 cap = rdmsr(MSR_MCG_CAP);
+    u32 cr4, b;
+
+    asm volatile("lidt %0" : : "m"(idtr));
+    /*
+     * QEMU sends an NMI to a vCPU through its LAPIC's LINT1, as the
+     * chipset wires it: unmask LINT1 as an NMI (SeaBIOS does it on the
+     * BSP only).
+     */
+    mmio_write32(LAPIC_BASE + LAPIC_SVR, 0x1ff);
+    mmio_write32(LAPIC_BASE + LAPIC_LVT_LINT1, 0x400);
+    if (cap & (1 << 8)) {                       /* MCG_CTL_P */
+        wrmsr(MSR_MCG_CTL, ~0ull);
+    }
+    for (b = 0; b < (cap & 0xff); b++) {
+        wrmsr(MSR_MC_CTL(b), ~0ull);
+        wrmsr(MSR_MC_STATUS(b), 0);
+    }
+    asm volatile("mov %%cr4, %0" : "=r"(cr4));
+    asm volatile("mov %0, %%cr4" : : "r"(cr4 | CR4_MCE));
+}
+
+/* An AP's part: take events, keep its bank 9 status in sight. */
+static void platform_ap(u32 me)
+{
+    platform_cpu_init();
+    __atomic_fetch_add(&ap_running, 1, __ATOMIC_SEQ_CST);
+    for (;;) {
+        if (me < MAX_CPUS) {
+            plat_bank9[me] = rdmsr(MSR_MC_STATUS(9));
+        }
+        cpu_relax();
+    }
+}
+
+static void platform_print(u32 cpu)
+{
+    puts_serial("BENCH-PLATFORM cpu=");
+    put_u64(cpu);
+    puts_serial(" nmi=");
+    put_u64(plat_nmi[cpu]);
+    puts_serial(" mce=");
+    put_u64(plat_mce[cpu]);
+    puts_serial(" bank9=");
+    put_hex(plat_bank9[cpu] >> 32);
+    put_hex_digits((u32)plat_bank9[cpu]);
+    puts_serial(" mc=");
+    put_hex(plat_mc_status[cpu] >> 32);
+    put_hex_digits((u32)plat_mc_status[cpu]);
+    puts_serial("\n");
+}
+
+static void platform_events(u32 aps)
+{
+    u32 seen_nmi[MAX_CPUS] = { 0 }, seen_mce[MAX_CPUS] = { 0 }, c, v;
+    u64 seen_bank9[MAX_CPUS] = { 0 };
+
+    for (v = 0; v < 256; v++) {
+        idt_set(v, irq_other_entry);
+    }
+    idt_set(2, nmi_entry);
+    idt_set(18, mce_entry);
+    platform_cpu_init();
+    shared_store(&ap_workload, AP_JOB_PLATFORM);
+    shared_store(&ap_gen, shared_load(&ap_gen) + 1);
+    while (shared_load(&ap_running) < aps) {
+        cpu_relax();
+    }
+    puts_serial("BENCH-PLATFORM ready cpus=");
+    put_u64(aps + 1);
+    puts_serial("\n");
+    for (;;) {
+        plat_bank9[0] = rdmsr(MSR_MC_STATUS(9));
+        for (c = 0; c <= aps && c < MAX_CPUS; c++) {
+            if (plat_nmi[c] != seen_nmi[c] || plat_mce[c] != seen_mce[c] ||
+                plat_bank9[c] != seen_bank9[c]) {
+                seen_nmi[c] = plat_nmi[c];
+                seen_mce[c] = plat_mce[c];
+                seen_bank9[c] = plat_bank9[c];
+                platform_print(c);
+            }
+        }
+        spin(10000);
+    }
+}
+
 void bench_main(struct multiboot_info *mbi)
 {
     u32 n, rounds, smp, aps = 0, i;
@@ -892,6 +1055,9 @@ void bench_main(struct multiboot_info *mbi)
     }
     if (opt_u32("straddle", 0)) {
         straddle_check();
+    }
+    if (opt_u32("platform", 0)) {
+        platform_events(aps);       /* does not return */
     }
     for (i = 0; i < N_WORKLOADS; i++) {
         if (!selected(workloads[i].name)) {

@@ -20,11 +20,14 @@ extern const char ap_tramp[], ap_tramp_end[];
 
 /* boot.S: interrupt entry stubs (save registers, call C, iret). */
 extern const char irq_timer_entry[], irq_other_entry[];
+extern const char nmi_entry[], mce_entry[];
 
 /* bench.c: entry points called from boot.S. */
 void bench_main(struct multiboot_info *mbi);
 void ap_main(void);
 void irq_timer(void);
 void irq_other(void);
+void nmi_handler(void);
+void mce_handler(void);
 
 #endif

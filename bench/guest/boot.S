@@ -76,6 +76,21 @@ irq_other_entry:
     popal
     iret
 
+/* NMI (vector 2) and machine check (vector 18) for platform=1. */
+    .globl nmi_entry, mce_entry
+nmi_entry:
+    pushal
+    cld
+    call nmi_handler
+    popal
+    iret
+mce_entry:
+    pushal
+    cld
+    call mce_handler
+    popal
+    iret
+
 /*
  * Real-mode trampoline, copied to AP_TRAMP_ADDR.  CS = AP_TRAMP_ADDR >> 4,
  * IP = 0, so offsets inside it are relative to ap_tramp.
