@@ -26,6 +26,7 @@ class QMP:
                     raise
                 time.sleep(0.1)
         self.file = self.sock.makefile("rw")
+        self.events = []                        # unclaimed, oldest first
         self._read()                            # greeting
         self.cmd("qmp_capabilities")
 
@@ -37,6 +38,31 @@ class QMP:
             msg = json.loads(line)
             if "event" not in msg:
                 return msg
+            self.events.append(msg)
+
+    def wait_event(self, name, timeout=10.0):
+        """The oldest unclaimed event @name, waiting up to @timeout s for
+        it; None if none came."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, ev in enumerate(self.events):
+                if ev["event"] == name:
+                    return self.events.pop(i)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                line = self.file.readline()
+            except (socket.timeout, OSError):
+                return None
+            finally:
+                self.sock.settimeout(None)
+            if not line:
+                return None
+            msg = json.loads(line)
+            if "event" in msg:
+                self.events.append(msg)
 
     def cmd(self, name, **args):
         req = {"execute": name}

@@ -21,4 +21,13 @@ bool exit_route_mce(X86CPU *cpu, int bank, uint64_t status,
                     uint64_t mcg_status, uint64_t addr, uint64_t misc,
                     int flags, ExitPlatformSource source, Monitor *mon);
 
+/*
+ * A host memory error (SIGBUS @code BUS_MCEERR_AO or _AR) at guest address
+ * @gpa, seen by vCPU @cs (NULL: the main thread): routes the event
+ * memory-error, source host.  True: raise its vMCE (QEMU's behaviour).
+ * An AR error cannot be ignored (the access would fault again); only a
+ * handler that dealt with the page keeps it from the guest.  BQL.
+ */
+bool exit_route_memory_error(CPUState *cs, int code, hwaddr gpa);
+
 #endif

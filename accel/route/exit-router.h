@@ -212,8 +212,7 @@ typedef struct ExitPlatformEvent {
     ExitPlatformSource source;
     ExitErrorClass class;       /* MCE, memory error */
     int bank;                   /* MCE: the bank; else -1 */
-    int cpu;                    /* the target vCPU index, -1: all (or none);
-                                   a handler may retarget the event */
+    int cpu;                    /* target vCPU, -1: all or none; retargetable */
     uint64_t addr;              /* MCE, memory error: guest-physical */
     uint64_t data;              /* SMI: APM command; MCE: MCi_STATUS */
 } ExitPlatformEvent;
@@ -260,6 +259,20 @@ bool exit_route_smi(ExitPlatformSource source, uint8_t cmd, int cpu);
  */
 void exit_route_nmi(int64_t cpu_index, ExitPlatformSource source,
                     int monitor_cpu, Error **errp);
+
+/*
+ * A host memory error (SIGBUS with BUS_MCEERR_AO or _AR at host address
+ * @addr) without KVM: queued for the main loop, which routes it (event
+ * memory-error, source host) and, when told to deliver, raises the vMCE
+ * KVM's path builds; AR in QEMU's own memory stops QEMU with a message.
+ * Called from sigbus_handler(), in a vCPU thread (@cpu) as a signal
+ * handler: async-signal-safe.  False: it cannot be queued (before the
+ * main loop runs, or too many at once), and QEMU's old behaviour stands.
+ * (platform-x86.c)
+ */
+struct CPUState;
+bool exit_route_host_memory_error(int code, void *addr,
+                                  struct CPUState *cpu);
 
 /*
  * The kernel-tier switch.  Resolved once the accelerator exists, from

@@ -15,88 +15,12 @@ test-platform-guest.py [tcg|kvm]: one accelerator (default tcg); the KVM
 run is skipped (exit 77) where KVM is not usable (scripts/kvm-usable).
 """
 import os
-import re
-import subprocess
 import sys
 import tempfile
-import time
 
-TOP = os.environ["QT_TOP"]
-BUILD = os.environ["QT_BUILD_DIR"]
-sys.path.insert(0, os.path.join(TOP, "scripts"))
-from qmp import QMP  # noqa: E402
-
-GUEST = os.environ["QT_BENCH_GUEST"]
-LINE = re.compile(r"BENCH-PLATFORM cpu=(\d) nmi=(\d+) mce=(\d+) "
-                  r"bank9=0x([0-9a-f]{16}) mc=0x([0-9a-f]{16})")
-failures = []
-
-
-def check(what, ok, detail=""):
-    print("%s %s" % ("ok" if ok else "FAIL:", what))
-    if not ok:
-        print("   %s" % detail)
-        failures.append(what)
-
-
-class Guest:
-    """The bench guest in platform mode, with QMP; state read off COM1."""
-
-    def __init__(self, which, accel, tmp):
-        self.serial = os.path.join(tmp, which + ".serial")
-        sock = os.path.join(tmp, which + ".qmp")
-        self.proc = subprocess.Popen(
-            [os.path.join(BUILD, "qemu-" + which, "qemu-system-x86_64"),
-             "-machine", "pc", "-accel", accel, "-smp", "2", "-m", "64",
-             "-nodefaults", "-display", "none", "-no-reboot",
-             "-serial", "file:" + self.serial, "-kernel", GUEST,
-             "-append", "smp=2 only=none platform=1",
-             "-qmp", "unix:%s,server=on,wait=off" % sock],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-        self.qmp = QMP(sock)
-        self.wait(lambda s: s["ready"], "the guest did not come up")
-
-    def state(self):
-        """{cpu: (nmi, mce, bank9, status at the last #MC)} as last
-        reported, and 'ready'."""
-        with open(self.serial, errors="replace") as f:
-            text = f.read()
-        st = {"ready": "BENCH-PLATFORM ready cpus=2" in text}
-        for m in LINE.finditer(text):
-            st[int(m.group(1))] = (int(m.group(2)), int(m.group(3)),
-                                   int(m.group(4), 16), int(m.group(5), 16))
-        return st
-
-    def wait(self, cond, what, timeout=20):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            st = self.state()
-            if cond(st):
-                return st
-            time.sleep(0.05)
-        raise RuntimeError("%s: %s" % (what, self.state()))
-
-    def cpu(self, st, c):
-        return st.get(c, (0, 0, 0, 0))
-
-    def settle(self):
-        """The state once nothing has changed for half a second."""
-        last, t = self.state(), time.monotonic()
-        while time.monotonic() - t < 0.5:
-            time.sleep(0.1)
-            now = self.state()
-            if now != last:
-                last, t = now, time.monotonic()
-        return last
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait()
-
-
-SRAO = 0xbd000000000000c0   # VAL UC EN MISCV ADDRV S, MCA code 0xc0
-CORRECTED = 0x9c0000000000009f
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from platformguest import (CORRECTED, SRAO, Guest, check,  # noqa: E402
+                           failures, kvm_skip)
 
 
 def run(accel):
@@ -158,12 +82,10 @@ def run(accel):
 
 def main():
     accel = sys.argv[1] if len(sys.argv) > 1 else "tcg"
-    if accel == "kvm":
-        usable = subprocess.run([os.path.join(TOP, "scripts", "kvm-usable")],
-                                stdout=subprocess.PIPE, text=True)
-        if usable.returncode:
-            print("SKIP: " + usable.stdout.strip())
-            return 77
+    skip = kvm_skip(accel)
+    if skip:
+        print("SKIP: " + skip)
+        return 77
     try:
         run(accel)
     except RuntimeError as e:
