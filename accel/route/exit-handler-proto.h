@@ -48,6 +48,7 @@ enum {
 /* Feature bits, offered in HELLO and accepted (a subset) in the reply. */
 #define EXIT_HANDLER_F_POSTED_WRITES (1ull << 0) /* QEMU may post writes */
 #define EXIT_HANDLER_F_POLL          (1ull << 1) /* spin before sleeping */
+#define EXIT_HANDLER_F_EVENTS        (1ull << 2) /* platform events too */
 
 /* The largest payload either side accepts. */
 #define EXIT_HANDLER_MSG_MAX        256
@@ -123,31 +124,77 @@ enum {
     EXIT_HANDLER_EV_PIO = 0,
     EXIT_HANDLER_EV_MMIO = 1,
     EXIT_HANDLER_EV_MSR = 2,
+    /* Platform events (with EXIT_HANDLER_F_EVENTS only) */
+    EXIT_HANDLER_EV_SMI = 3,
+    EXIT_HANDLER_EV_NMI = 4,
+    EXIT_HANDLER_EV_MCE = 5,
+    EXIT_HANDLER_EV_MEMORY_ERROR = 6,
 };
 
 /* ExitRingSlot.flags */
 #define EXIT_SLOT_F_WRITE   (1u << 0)
 #define EXIT_SLOT_F_POSTED  (1u << 1)   /* QEMU does not wait for it */
 
-/* ExitRingSlot.status, set by the handler */
+/*
+ * ExitRingSlot.status, set by the handler.  For an access: OK or
+ * UNHANDLED.  For a platform event: OK delivers it as QEMU would, to
+ * the vCPU in the reply's @cpu (the handler may retarget it); SUPPRESS
+ * drops it; HANDLED says the handler dealt with it (the guest sees
+ * nothing); UNHANDLED takes the route's fallback.
+ */
 enum {
     EXIT_SLOT_OK = 0,
     EXIT_SLOT_UNHANDLED = 1,    /* QEMU takes the route's fallback */
+    EXIT_SLOT_SUPPRESS = 2,     /* events: not delivered */
+    EXIT_SLOT_HANDLED = 3,      /* events: the handler dealt with it */
 };
 
+/*
+ * Platform events: ExitRingSlot.source (QEMU's ExitEventSource) and
+ * .class (ExitEventClass); .bank is EXIT_SLOT_NO_BANK but for an MCE.
+ */
+enum {
+    EXIT_SLOT_SOURCE_APM = 0,
+    EXIT_SLOT_SOURCE_TCO = 1,
+    EXIT_SLOT_SOURCE_QMP = 2,
+    EXIT_SLOT_SOURCE_HMP = 3,
+    EXIT_SLOT_SOURCE_WATCHDOG = 4,
+    EXIT_SLOT_SOURCE_HOST = 5,
+};
+
+enum {
+    EXIT_SLOT_CLASS_CORRECTED = 0,
+    EXIT_SLOT_CLASS_SRAO = 1,
+    EXIT_SLOT_CLASS_SRAR = 2,
+    EXIT_SLOT_CLASS_FATAL = 3,
+    EXIT_SLOT_CLASS_AO = 4,
+    EXIT_SLOT_CLASS_AR = 5,
+};
+
+#define EXIT_SLOT_NO_BANK   0xff
+
+/*
+ * A platform event fills @event, @source, @cpu, @class and @bank; @addr
+ * is the guest-physical address of an MCE or memory error, @data the APM
+ * command of an SMI or the MCi_STATUS of an MCE, @size 8, and no flags.
+ * A reply that delivers it may change @cpu (retarget it).
+ */
 typedef struct ExitRingSlot {
     uint32_t state;             /* EXIT_SLOT_* */
     uint32_t seq;               /* request number (low 32 bits of posted) */
     uint8_t event;              /* EXIT_HANDLER_EV_* */
     uint8_t size;               /* 1, 2, 4 or 8 */
     uint8_t flags;              /* EXIT_SLOT_F_* */
-    uint8_t reserved0;
+    uint8_t source;             /* events: EXIT_SLOT_SOURCE_* */
     uint32_t reply_seq;         /* handler: copies @seq into its reply */
-    uint64_t addr;              /* port, guest-physical address or MSR */
+    uint64_t addr;              /* port, guest-physical address, MSR */
     uint64_t data;              /* written value; the reply's read value */
-    uint32_t status;            /* handler: EXIT_SLOT_OK or _UNHANDLED */
-    uint32_t reserved1;
-    uint64_t reserved2[3];
+    uint32_t status;            /* handler: EXIT_SLOT_OK, _UNHANDLED... */
+    int32_t cpu;                /* events: the vCPU (-1: all or none) */
+    uint8_t class;              /* events: EXIT_SLOT_CLASS_* */
+    uint8_t bank;               /* MCE: the bank, else EXIT_SLOT_NO_BANK */
+    uint16_t reserved1;
+    uint32_t reserved2[5];
 } ExitRingSlot;
 
 _Static_assert(sizeof(ExitRingHdr) <= EXIT_RING_HDR_BYTES, "ring header");

@@ -61,6 +61,7 @@
 #include "qemu/thread.h"
 #include "qemu/timer.h"
 #include "qom/object_interfaces.h"
+#include "hw/core/cpu.h"
 #include "chardev/char-fe.h"
 #include "chardev/char-socket.h"
 #include "io/channel-socket.h"
@@ -400,6 +401,34 @@ static void exit_handler_update_depth(ExitHandler *h, ExitHandlerConn *c)
                 MIN(c->next - done, c->nslots));
 }
 
+/* The ring's request kind for a route's event type. */
+static uint8_t exit_handler_event_kind(ExitEventType type)
+{
+    /* The wire numbers are the router's (and QAPI's). */
+    QEMU_BUILD_BUG_ON((int)EXIT_SOURCE_HOST != (int)EXIT_SLOT_SOURCE_HOST ||
+                      (int)EXIT_SOURCE_APM != (int)EXIT_SLOT_SOURCE_APM);
+    QEMU_BUILD_BUG_ON((int)EXIT_CLASS_CORRECTED !=
+                      (int)EXIT_SLOT_CLASS_CORRECTED ||
+                      (int)EXIT_CLASS_AR != (int)EXIT_SLOT_CLASS_AR);
+    switch (type) {
+    case EXIT_EVENT_PIO:
+        return EXIT_HANDLER_EV_PIO;
+    case EXIT_EVENT_MMIO:
+        return EXIT_HANDLER_EV_MMIO;
+    case EXIT_EVENT_MSR:
+        return EXIT_HANDLER_EV_MSR;
+    case EXIT_EVENT_SMI:
+        return EXIT_HANDLER_EV_SMI;
+    case EXIT_EVENT_NMI:
+        return EXIT_HANDLER_EV_NMI;
+    case EXIT_EVENT_MCE:
+        return EXIT_HANDLER_EV_MCE;
+    case EXIT_EVENT_MEMORY_ERROR:
+    default:
+        return EXIT_HANDLER_EV_MEMORY_ERROR;
+    }
+}
+
 /*
  * Sends one access to @h: posted (returns once it is in the ring) or
  * synchronous.  Fails, marking @h down, if the handler dies, does not
@@ -414,12 +443,14 @@ static ExitHandlerResult exit_handler_request(ExitHandler *h,
                                               const ExitAccess *a, bool post,
                                               int64_t deadline,
                                               int64_t min_left,
-                                              uint64_t *data)
+                                              uint64_t *data,
+                                              ExitPlatformEvent *ev)
 {
     ExitHandlerConn *c;
     ExitHandlerResult res = EXIT_HANDLER_RESULT_FAILED;
     ExitRingSlot *slot;
     uint32_t seq, reply_seq, status;
+    int32_t cpu;
     uint64_t val;
     int64_t t0, ns;
     int why = -1;
@@ -433,6 +464,11 @@ static ExitHandlerResult exit_handler_request(ExitHandler *h,
      * the handler's recent service time either: it would time out and
      * condemn a healthy handler for this thread's own wait.
      */
+    if (ev && !(c->features & EXIT_HANDLER_F_EVENTS)) {
+        /* It did not take events in its handshake: not its business. */
+        res = EXIT_HANDLER_RESULT_UNHANDLED;
+        goto out;
+    }
     if (!qatomic_read(&h->up) ||
         deadline - get_clock() <
         MAX(min_left, post && a->is_write ? 0 :
@@ -451,17 +487,22 @@ static ExitHandlerResult exit_handler_request(ExitHandler *h,
             goto out;
         }
     }
-    post = post && a->is_write && (c->features & EXIT_HANDLER_F_POSTED_WRITES);
+    post = post && !ev && a->is_write &&
+           (c->features & EXIT_HANDLER_F_POSTED_WRITES);
     seq = (uint32_t)c->next;
     qatomic_set(&slot->seq, seq);
-    qatomic_set(&slot->event, a->type == EXIT_EVENT_PIO ? EXIT_HANDLER_EV_PIO :
-                a->type == EXIT_EVENT_MMIO ? EXIT_HANDLER_EV_MMIO :
-                EXIT_HANDLER_EV_MSR);
+    qatomic_set(&slot->event, exit_handler_event_kind(a->type));
+    if (ev) {
+        qatomic_set(&slot->source, ev->source);
+        qatomic_set(&slot->cpu, ev->cpu);
+        qatomic_set(&slot->class, ev->class);
+        qatomic_set(&slot->bank, ev->bank < 0 ? EXIT_SLOT_NO_BANK : ev->bank);
+    }
     qatomic_set(&slot->size, a->size);
-    qatomic_set(&slot->flags, (a->is_write ? EXIT_SLOT_F_WRITE : 0) |
+    qatomic_set(&slot->flags, (a->is_write && !ev ? EXIT_SLOT_F_WRITE : 0) |
                 (post ? EXIT_SLOT_F_POSTED : 0));
     qatomic_set(&slot->addr, a->addr);
-    qatomic_set(&slot->data, a->is_write ? a->data : 0);
+    qatomic_set(&slot->data, a->is_write || ev ? a->data : 0);
     qatomic_set(&slot->reply_seq, ~seq);
     qatomic_set(&slot->status, UINT32_MAX);
     qatomic_store_release(&slot->state, EXIT_SLOT_POSTED);
@@ -488,8 +529,10 @@ static ExitHandlerResult exit_handler_request(ExitHandler *h,
     reply_seq = qatomic_read(&slot->reply_seq);
     status = qatomic_read(&slot->status);
     val = qatomic_read(&slot->data);
+    cpu = qatomic_read(&slot->cpu);
     qatomic_store_release(&slot->state, EXIT_SLOT_FREE);
-    if (reply_seq != seq || status > EXIT_SLOT_UNHANDLED) {
+    if (reply_seq != seq ||
+        status > (ev ? EXIT_SLOT_HANDLED : EXIT_SLOT_UNHANDLED)) {
         qemu_log_mask(LOG_GUEST_ERROR, "exit-handler '%s': malformed reply "
                       "to request %u (reply to %u, status %u)\n", h->id, seq,
                       reply_seq, status);
@@ -509,7 +552,12 @@ static ExitHandlerResult exit_handler_request(ExitHandler *h,
         goto out;
     }
     qatomic_inc(&h->requests);
-    *data = a->size >= 8 ? val : val & MAKE_64BIT_MASK(0, a->size * 8);
+    if (ev) {
+        *data = status;
+        ev->cpu = status == EXIT_SLOT_OK ? cpu : ev->cpu;
+    } else {
+        *data = a->size >= 8 ? val : val & MAKE_64BIT_MASK(0, a->size * 8);
+    }
     res = EXIT_HANDLER_RESULT_DONE;
 
 out:
@@ -604,8 +652,9 @@ static unsigned exit_handler_pool_pick(ExitHandlerPool *p)
     return cur;
 }
 
-bool exit_handler_pool_access(ExitHandlerPool *p, const ExitAccess *a,
-                              uint64_t *data)
+/* An access, or with @ev a platform event (BQL held), to @p's handlers. */
+static bool exit_handler_pool_send(ExitHandlerPool *p, const ExitAccess *a,
+                                   uint64_t *data, ExitPlatformEvent *ev)
 {
     /*
      * One timeout for the whole access, failovers included; a handler is
@@ -623,7 +672,7 @@ bool exit_handler_pool_access(ExitHandlerPool *p, const ExitAccess *a,
         if (!qatomic_read(&h->up)) {
             continue;
         }
-        if (p->posted_writes && !a->is_write) {
+        if (p->posted_writes && (!a->is_write || ev)) {
             /* Each ring is in order; the other rings must drain. */
             for (j = 0; j < p->n; j++) {
                 if (p->h[j] != h) {
@@ -632,7 +681,7 @@ bool exit_handler_pool_access(ExitHandlerPool *p, const ExitAccess *a,
             }
         }
         res = exit_handler_request(h, a, p->posted_writes, deadline,
-                                   timeout / 2, data);
+                                   timeout / 2, data, ev);
         if (res == EXIT_HANDLER_RESULT_DONE) {
             return true;
         }
@@ -649,12 +698,46 @@ ExitRouteFallback exit_handler_pool_take_fallback(ExitHandlerPool *p)
     return p->fallback;
 }
 
+bool exit_handler_pool_access(ExitHandlerPool *p, const ExitAccess *a,
+                              uint64_t *data)
+{
+    return exit_handler_pool_send(p, a, data, NULL);
+}
+
 ExitEventVerdict exit_handler_pool_event(ExitHandlerPool *p,
                                          ExitPlatformEvent *ev)
 {
+    ExitAccess a = {
+        .type = ev->type, .addr = ev->addr, .size = 8, .is_write = true,
+        .data = ev->data,
+    };
+    int cpu = ev->cpu;
+    uint64_t status;
+
+    /*
+     * With the BQL held, the main loop waits for the handler: at most the
+     * route's timeout, as a vCPU waits for an access.
+     */
     assert(bql_locked());
-    return exit_handler_pool_take_fallback(p) == EXIT_ROUTE_FALLBACK_IGNORE ?
-           EXIT_EVENT_VERDICT_SUPPRESS : EXIT_EVENT_VERDICT_DELIVER;
+    if (!exit_handler_pool_send(p, &a, &status, ev)) {
+        return exit_handler_pool_take_fallback(p) ==
+               EXIT_ROUTE_FALLBACK_IGNORE ? EXIT_EVENT_VERDICT_SUPPRESS :
+                                            EXIT_EVENT_VERDICT_DELIVER;
+    }
+    if (ev->cpu != cpu && (ev->cpu < 0 || !qemu_get_cpu(ev->cpu))) {
+        qemu_log_mask(LOG_GUEST_ERROR, "exit route '%s': its handler "
+                      "retargeted an event to vCPU %d, which does not "
+                      "exist; delivered to %d\n", p->route_id, ev->cpu, cpu);
+        ev->cpu = cpu;
+    }
+    switch (status) {
+    case EXIT_SLOT_SUPPRESS:
+        return EXIT_EVENT_VERDICT_SUPPRESS;
+    case EXIT_SLOT_HANDLED:
+        return EXIT_EVENT_VERDICT_HANDLED;
+    default:
+        return EXIT_EVENT_VERDICT_DELIVER;
+    }
 }
 
 ExitHandlerPool *exit_handler_pool_new(const char *route_id,
@@ -795,7 +878,7 @@ void exit_handler_pool_stats(const ExitHandlerPool *p, ExitRouteStats *stats)
 /* What QEMU offers in HELLO; a reply may accept only a subset. */
 static uint64_t exit_handler_offered_features(const ExitHandler *h)
 {
-    return EXIT_HANDLER_F_POSTED_WRITES |
+    return EXIT_HANDLER_F_POSTED_WRITES | EXIT_HANDLER_F_EVENTS |
            (h->poll_us ? EXIT_HANDLER_F_POLL : 0);
 }
 

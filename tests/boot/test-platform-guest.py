@@ -9,14 +9,23 @@ where QEMU logs the errors it injects), with 2 vCPUs:
    #MC;
  - an SRAO machine check routed to deliver (no route) raises #MC on the
    chosen vCPU with QEMU's status layout; routed to ignore it raises
-   none, and the route counts it.
+   none, and the route counts it;
+ - an external platform handler (exit-handler-post --events) decides per
+   event: an SRAO error for vCPU 0 is delivered to vCPU 1 (retargeted),
+   a corrected one is handled (not logged in the guest's bank), an NMI
+   suppressed; once the handler is SIGKILLed, the route's fallback
+   delivers the next SRAO error to vCPU 0 within the route's timeout, and
+   EXIT_HANDLER_DOWN is emitted.
 
 test-platform-guest.py [tcg|kvm]: one accelerator (default tcg); the KVM
 run is skipped (exit 77) where KVM is not usable (scripts/kvm-usable).
 """
 import os
+import signal
+import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from platformguest import (CORRECTED, SRAO, Guest, check,  # noqa: E402
@@ -80,6 +89,83 @@ def run(accel):
             v.stop()
 
 
+HANDLER = os.environ["QT_EXIT_HANDLER"]
+TIMEOUT_MS = 500
+
+
+def handler_up(g):
+    for r in g.qmp.cmd("query-exit-stats"):
+        if r["id"] == "ext-mce":
+            return r["handlers"][0]["up"]
+    return False
+
+
+def run_external(accel):
+    with tempfile.TemporaryDirectory() as tmp:
+        sock, log = os.path.join(tmp, "h.sock"), os.path.join(tmp, "h.log")
+        handler = subprocess.Popen(
+            [HANDLER, "--socket", sock, "--quiet", "--log", log, "--events",
+             "mce:srao=deliver@1,mce:corrected=handled,nmi=suppress"])
+        g = Guest("fork", accel, tmp, extra=[
+            "-chardev", "socket,id=c,path=%s,reconnect-ms=20" % sock,
+            "-object", "exit-handler,id=h,chardev=c",
+            "-object", "exit-route,id=ext-mce,event=mce,handler=external,"
+            "handlers=h,timeout-ms=%d,fallback=device" % TIMEOUT_MS,
+            "-object", "exit-route,id=ext-nmi,event=nmi,handler=external,"
+            "handlers=h,timeout-ms=%d,fallback=device" % TIMEOUT_MS])
+        try:
+            deadline = time.monotonic() + 20
+            while not handler_up(g):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the handler did not come up")
+                time.sleep(0.02)
+
+            g.qmp.cmd("inject-mce", **{"cpu-index": 0, "addr": 0x5000})
+            st = g.wait(lambda s: g.cpu(s, 1)[1] == 1, "#MC on vCPU 1")
+            st = g.settle()
+            check("%s: external: an SRAO error for vCPU 0 retargeted to "
+                  "vCPU 1" % accel, g.cpu(st, 1)[1] == 1 and
+                  g.cpu(st, 0)[1] == 0 and g.cpu(st, 1)[3] == SRAO, st)
+
+            g.qmp.cmd("inject-mce", **{"cpu-index": 0, "class": "corrected",
+                                     "addr": 0x6000})
+            g.qmp.cmd("inject-nmi", **{"cpu-index": 0})
+            st2 = g.settle()
+            stats = {r["id"]: r for r in g.qmp.cmd("query-exit-stats")}
+            check("%s: external: a corrected error handled (not in the "
+                  "bank), an NMI suppressed" % accel,
+                  g.cpu(st2, 0)[2] != CORRECTED and g.cpu(st2, 0)[0] == 0 and
+                  stats["ext-mce"]["handled"] == 1 and
+                  stats["ext-nmi"]["suppressed"] == 1,
+                  "%s %s" % (st2, stats))
+            with open(log) as f:
+                lines = [ln for ln in f if ln.startswith("E ")]
+            check("%s: external: the handler saw the 3 events with their "
+                  "fields" % accel, len(lines) == 3 and
+                  "mce source=2 cpu=0 class=srao bank=9 addr=0x5000"
+                  in lines[0] and "-> deliver cpu=1" in lines[0], lines)
+
+            handler.send_signal(signal.SIGKILL)
+            handler.wait()
+            t0 = time.monotonic()
+            g.qmp.cmd("inject-mce", **{"cpu-index": 0, "addr": 0x7000})
+            took = time.monotonic() - t0
+            st3 = g.wait(lambda s: g.cpu(s, 0)[1] == 1, "#MC on vCPU 0")
+            down = g.qmp.wait_event("EXIT_HANDLER_DOWN", timeout=5)
+            check("%s: external: killed, the fallback delivers to vCPU 0 "
+                  "within the route's timeout (%.0f ms <= %d ms + 100)"
+                  % (accel, took * 1000, TIMEOUT_MS),
+                  g.cpu(st3, 0)[1] == 1 and took * 1000 <= TIMEOUT_MS + 100,
+                  st3)
+            check("%s: external: EXIT_HANDLER_DOWN emitted" % accel,
+                  down is not None and down["data"]["id"] == "h", down)
+        finally:
+            g.stop()
+            if handler.poll() is None:
+                handler.kill()
+                handler.wait()
+
+
 def main():
     accel = sys.argv[1] if len(sys.argv) > 1 else "tcg"
     skip = kvm_skip(accel)
@@ -88,6 +174,7 @@ def main():
         return 77
     try:
         run(accel)
+        run_external(accel)
     except RuntimeError as e:
         check("%s: the guest answered" % accel, False, e)
     print("%d failed" % len(failures))

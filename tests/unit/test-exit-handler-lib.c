@@ -399,11 +399,33 @@ static uint32_t q_write(Q *q, uint64_t addr, uint8_t size, uint64_t data)
                     data, NULL);
 }
 
+/*
+ * One platform event; returns its status (UINT32_MAX on a timeout) and
+ * the vCPU in the reply in *@cpu.
+ */
+static uint32_t q_event(Q *q, uint8_t event, uint8_t source, int32_t cpu,
+                        uint8_t class, uint8_t bank, uint8_t size,
+                        uint8_t flags, uint64_t data, int32_t *cpu_out)
+{
+    ExitRingSlot *s = &q->slot[q->posted & (q->slots - 1)];
+    uint32_t status;
+
+    s->source = source;
+    s->cpu = cpu;
+    s->class = class;
+    s->bank = bank;
+    status = q_access(q, event, 0x5000, size, flags, data, NULL);
+    *cpu_out = s->cpu;
+    return status;
+}
+
 /* In-process handler: a thread and a recording device */
 
 #define DEV_LOG 1024
 
 typedef struct TestDev {
+    uint32_t nevents;
+    ExitHandlerRequest last_event;
     uint32_t nwrites;
     uint64_t waddr[DEV_LOG];
     uint64_t wdata[DEV_LOG];
@@ -416,6 +438,15 @@ static uint32_t testdev_access(void *opaque, const ExitHandlerRequest *req,
 {
     TestDev *d = opaque;
 
+    if (exit_handler_is_event(req)) {
+        /* @data's low byte is the verdict; bit 8: retarget to data >> 16 */
+        d->nevents++;
+        d->last_event = *req;
+        if (req->data & 0x100) {
+            *data = req->data >> 16;
+        }
+        return req->data & 0xff;
+    }
     if (req->addr == 0xdead) {
         return EXIT_SLOT_UNHANDLED;
     }
@@ -706,6 +737,71 @@ static void test_requests(void)
     CHECK(finish(&q, t) == 0);
 }
 
+static void test_events(void)
+{
+    const uint64_t f = EXIT_HANDLER_F_POSTED_WRITES | EXIT_HANDLER_F_EVENTS;
+    ExitHandlerHello h;
+    ExitHandlerHelloReply r;
+    int32_t cpu;
+    Q q;
+    HThread *t = start(&q, 8, f);
+
+    h = q_hello(&q, f);
+    if (!q_send_hello(&q, &h, 3, false) || !q_recv_reply(&q, &r)) {
+        CHECK(!"handshake");
+        finish(&q, t);
+        return;
+    }
+    CHECK(r.features == f);
+    printf("# the fields reach the handler; each verdict comes back\n");
+    CHECK(q_event(&q, EXIT_HANDLER_EV_MCE, EXIT_SLOT_SOURCE_QMP, 1,
+                  EXIT_SLOT_CLASS_SRAO, 9, 8, 0, EXIT_SLOT_SUPPRESS, &cpu) ==
+          EXIT_SLOT_SUPPRESS && cpu == 1);
+    CHECK(t->dev.nevents == 1 &&
+          t->dev.last_event.event == EXIT_HANDLER_EV_MCE &&
+          t->dev.last_event.source == EXIT_SLOT_SOURCE_QMP &&
+          t->dev.last_event.cpu == 1 &&
+          t->dev.last_event.class == EXIT_SLOT_CLASS_SRAO &&
+          t->dev.last_event.bank == 9 &&
+          t->dev.last_event.addr == 0x5000 &&
+          t->dev.last_event.data == EXIT_SLOT_SUPPRESS);
+    CHECK(q_event(&q, EXIT_HANDLER_EV_NMI, EXIT_SLOT_SOURCE_QMP, 0, 0,
+                  EXIT_SLOT_NO_BANK, 8, 0, EXIT_SLOT_OK | 0x100 | (3 << 16),
+                  &cpu) == EXIT_SLOT_OK && cpu == 3);
+    CHECK(q_event(&q, EXIT_HANDLER_EV_SMI, EXIT_SLOT_SOURCE_APM, -1, 0,
+                  EXIT_SLOT_NO_BANK, 8, 0, EXIT_SLOT_HANDLED | 0x100 |
+                  (5 << 16), &cpu) == EXIT_SLOT_HANDLED && cpu == -1);
+    CHECK(q_event(&q, EXIT_HANDLER_EV_MEMORY_ERROR, EXIT_SLOT_SOURCE_HOST, 0,
+                  EXIT_SLOT_CLASS_AO, EXIT_SLOT_NO_BANK, 8, 0, 7, &cpu) ==
+          EXIT_SLOT_UNHANDLED && cpu == 0);
+    CHECK(t->dev.nevents == 4);
+
+    printf("# invalid events are UNHANDLED and never reach the handler\n");
+    CHECK(q_event(&q, 7, 0, 0, 0, 0, 8, 0, 0, &cpu) == EXIT_SLOT_UNHANDLED);
+    CHECK(q_event(&q, EXIT_HANDLER_EV_NMI, 0, 0, 0, 0, 4, 0, 0, &cpu) ==
+          EXIT_SLOT_UNHANDLED);
+    CHECK(q_event(&q, EXIT_HANDLER_EV_NMI, 0, 0, 0, 0, 8, EXIT_SLOT_F_WRITE,
+                  0, &cpu) == EXIT_SLOT_UNHANDLED);
+    CHECK(q_event(&q, EXIT_HANDLER_EV_MCE, 0, 0, 9, 0, 8, 0, 0, &cpu) ==
+          EXIT_SLOT_UNHANDLED);
+    CHECK(q_event(&q, EXIT_HANDLER_EV_MCE, 6, 0, 0, 0, 8, 0, 0, &cpu) ==
+          EXIT_SLOT_UNHANDLED);
+    CHECK(q_event(&q, EXIT_HANDLER_EV_MCE, 0, -2, 0, 0, 8, 0, 0, &cpu) ==
+          EXIT_SLOT_UNHANDLED);
+    CHECK(t->dev.nevents == 4);
+    CHECK(finish(&q, t) == 0);
+
+    printf("# a handler that did not take events never sees one\n");
+    t = start_ok(&q, 8);
+    if (!t) {
+        return;
+    }
+    CHECK(q_event(&q, EXIT_HANDLER_EV_NMI, 0, 0, 0, EXIT_SLOT_NO_BANK, 8, 0,
+                  EXIT_SLOT_OK, &cpu) == EXIT_SLOT_UNHANDLED);
+    CHECK(t->dev.nevents == 0);
+    CHECK(finish(&q, t) == 0);
+}
+
 static void test_posted_order(void)
 {
     enum { N = 500 };
@@ -952,6 +1048,50 @@ static void test_post_device(void)
     }
 }
 
+static void test_post_events(void)
+{
+    static const char *const bad[] = {
+        "nmi:bogus=suppress", "smi=handled@2", "xyz=deliver", "mce",
+        "mce=deliver@", "mce=deliver@x", "nmi=maybe",
+    };
+    char path[PATH_LEN];
+    const char *args[] = { "--socket", path, "--quiet", "--events",
+        "mce:srao=deliver@1,mce=handled,nmi=suppress", NULL };
+    ExitHandlerHelloReply r;
+    int32_t cpu;
+    Q q;
+    pid_t pid;
+
+    sock_path(path, sizeof(path), "post-events.sock");
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *bad_args[] = { "--socket", path, "--events", bad[i],
+                                   NULL };
+
+        CHECK(reap(spawn(bad_args), TIMEOUT_MS) == 2);
+    }
+    pid = spawn(args);
+    if (!q_open(&q, connect_timeout(path), 8,
+                all_features | EXIT_HANDLER_F_EVENTS, &r)) {
+        CHECK(!"connection to exit-handler-post");
+        stop(pid);
+        return;
+    }
+    CHECK(r.features == (EXIT_HANDLER_F_POSTED_WRITES |
+                         EXIT_HANDLER_F_EVENTS));
+    CHECK(q_event(&q, EXIT_HANDLER_EV_MCE, EXIT_SLOT_SOURCE_QMP, 0,
+                  EXIT_SLOT_CLASS_SRAO, 9, 8, 0, 0, &cpu) == EXIT_SLOT_OK &&
+          cpu == 1);
+    CHECK(q_event(&q, EXIT_HANDLER_EV_MCE, EXIT_SLOT_SOURCE_QMP, 0,
+                  EXIT_SLOT_CLASS_CORRECTED, 9, 8, 0, 0, &cpu) ==
+          EXIT_SLOT_HANDLED && cpu == 0);
+    CHECK(q_event(&q, EXIT_HANDLER_EV_NMI, EXIT_SLOT_SOURCE_QMP, 0, 0,
+                  EXIT_SLOT_NO_BANK, 8, 0, 0, &cpu) == EXIT_SLOT_SUPPRESS);
+    CHECK(q_event(&q, EXIT_HANDLER_EV_SMI, EXIT_SLOT_SOURCE_APM, 0, 0,
+                  EXIT_SLOT_NO_BANK, 8, 0, 0, &cpu) == EXIT_SLOT_UNHANDLED);
+    q_close(&q);
+    CHECK(stop(pid) == 0);
+}
+
 static void test_post_listen(void)
 {
     char path[PATH_LEN];
@@ -1096,6 +1236,8 @@ int main(int argc, char **argv)
     run("a message other than HELLO: ERROR INTERNAL", test_wrong_message);
     run("reads, writes, masking, invalid requests", test_requests);
     run("posted writes in order through a wrapping ring", test_posted_order);
+    run("platform events: fields, verdicts, retargeting, refusals",
+        test_events);
 
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/test-exit-handler-XXXXXX");
     if (!post_exe || access(post_exe, X_OK) < 0 || !mkdtemp(tmpdir)) {
@@ -1107,6 +1249,7 @@ int main(int argc, char **argv)
         skip("exit-handler-post: --bad-hello", why);
         skip("exit-handler-post: --delay-us, --hang-after", why);
         skip("exit-handler-post: --fuzz", why);
+        skip("exit-handler-post: --events", why);
     } else {
         char cmd[128];
 
@@ -1118,6 +1261,7 @@ int main(int argc, char **argv)
         run("exit-handler-post: --delay-us, --hang-after",
             test_post_delay_hang);
         run("exit-handler-post: --fuzz", test_post_fuzz);
+        run("exit-handler-post: --events", test_post_events);
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
         if (system(cmd) != 0) {
             printf("# could not remove %s\n", tmpdir);

@@ -757,10 +757,16 @@ static int wait_work(ExitHandlerConn *c, ExitRingSlot *s)
     return r;
 }
 
-static bool request_valid(const ExitHandlerRequest *req, uint8_t flags)
+static bool request_valid(const ExitHandlerConn *c,
+                          const ExitHandlerRequest *req, uint8_t flags)
 {
-    if (req->event > EXIT_HANDLER_EV_MSR) {
-        return false;
+    if (exit_handler_is_event(req)) {
+        /* Only if the handshake took them; never writes, never posted. */
+        return (c->features & EXIT_HANDLER_F_EVENTS) &&
+               req->event <= EXIT_HANDLER_EV_MEMORY_ERROR &&
+               req->size == 8 && flags == 0 &&
+               req->source <= EXIT_SLOT_SOURCE_HOST &&
+               req->class <= EXIT_SLOT_CLASS_AR && req->cpu >= -1;
     }
     if (req->size != 1 && req->size != 2 && req->size != 4 &&
         req->size != 8) {
@@ -785,6 +791,7 @@ static bool handle_slot(ExitHandlerConn *c, ExitRingSlot *s,
     uint8_t flags;
     uint64_t data = 0;
     uint32_t status;
+    bool event;
 
     /* Each field is read exactly once: QEMU may scribble meanwhile. */
     req.seq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
@@ -795,30 +802,45 @@ static bool handle_slot(ExitHandlerConn *c, ExitRingSlot *s,
     req.data = __atomic_load_n(&s->data, __ATOMIC_RELAXED);
     req.is_write = flags & EXIT_SLOT_F_WRITE;
     req.posted = flags & EXIT_SLOT_F_POSTED;
+    req.source = __atomic_load_n(&s->source, __ATOMIC_RELAXED);
+    req.class = __atomic_load_n(&s->class, __ATOMIC_RELAXED);
+    req.bank = __atomic_load_n(&s->bank, __ATOMIC_RELAXED);
+    req.cpu = __atomic_load_n(&s->cpu, __ATOMIC_RELAXED);
+    event = exit_handler_is_event(&req);
 
-    if (request_valid(&req, flags)) {
-        req.data = req.is_write ? req.data & size_mask(req.size) : 0;
+    if (request_valid(c, &req, flags)) {
+        if (event) {
+            data = (uint64_t)(int64_t)req.cpu;
+        } else {
+            req.data = req.is_write ? req.data & size_mask(req.size) : 0;
+        }
         status = fn(opaque, &req, &data);
         if (status == EXIT_HANDLER_STOP) {
             return false;
         }
-        if (status != EXIT_SLOT_OK) {
+        if (status != EXIT_SLOT_OK &&
+            (!event || (status != EXIT_SLOT_SUPPRESS &&
+                        status != EXIT_SLOT_HANDLED))) {
             status = EXIT_SLOT_UNHANDLED;
         }
-        data &= size_mask(req.size);
+        if (!event) {
+            data &= size_mask(req.size);
+        }
     } else {
         status = EXIT_SLOT_UNHANDLED;
     }
     if (status != EXIT_SLOT_OK) {
-        data = 0;
+        data = event ? (uint64_t)(int64_t)req.cpu : 0;
     }
 
     rep = (ExitHandlerReply) {
         .data = data,
         .status = status,
+        .cpu = event ? (int32_t)data : req.cpu,
+        .write_cpu = event,
         .reply_seq = req.seq,
         .state = EXIT_SLOT_DONE,
-        .write_data = !req.is_write,
+        .write_data = !req.is_write && !event,
         .completed = c->next + 1,
     };
     if (c->tamper) {
@@ -826,6 +848,9 @@ static bool handle_slot(ExitHandlerConn *c, ExitRingSlot *s,
     }
     if (rep.write_data) {
         __atomic_store_n(&s->data, rep.data, __ATOMIC_RELAXED);
+    }
+    if (rep.write_cpu) {
+        __atomic_store_n(&s->cpu, rep.cpu, __ATOMIC_RELAXED);
     }
     __atomic_store_n(&s->status, rep.status, __ATOMIC_RELAXED);
     __atomic_store_n(&s->reply_seq, rep.reply_seq, __ATOMIC_RELAXED);

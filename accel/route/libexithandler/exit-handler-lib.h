@@ -47,14 +47,28 @@ typedef struct ExitHandlerConn ExitHandlerConn;
 
 /* One request from the ring, validated and copied out of shared memory. */
 typedef struct ExitHandlerRequest {
-    uint8_t event;      /* EXIT_HANDLER_EV_PIO, _MMIO or _MSR */
+    uint8_t event;      /* EXIT_HANDLER_EV_* */
     uint8_t size;       /* 1, 2, 4 or 8 */
     bool is_write;
     bool posted;        /* a posted write: QEMU is not waiting for it */
     uint32_t seq;       /* the slot's sequence number */
     uint64_t addr;      /* port, guest-physical address or MSR index */
     uint64_t data;      /* writes: the value, already masked to @size */
+    /*
+     * Platform events (EXIT_HANDLER_EV_SMI...): @addr and @data as the
+     * protocol says (guest-physical address; APM command or MCi_STATUS)
+     */
+    uint8_t source;     /* EXIT_SLOT_SOURCE_* */
+    uint8_t class;      /* EXIT_SLOT_CLASS_* (MCE, memory error) */
+    uint8_t bank;       /* MCE: the bank; else EXIT_SLOT_NO_BANK */
+    int32_t cpu;        /* the vCPU, -1: all or none */
 } ExitHandlerRequest;
+
+/* A platform event, not an access? */
+static inline bool exit_handler_is_event(const ExitHandlerRequest *req)
+{
+    return req->event >= EXIT_HANDLER_EV_SMI;
+}
 
 /*
  * Handles one request.  For a read, store the value in *@data (the
@@ -63,6 +77,11 @@ typedef struct ExitHandlerRequest {
  * fallback); any other value counts as EXIT_SLOT_UNHANDLED, except
  * EXIT_HANDLER_STOP: the request is left unanswered and
  * exit_handler_serve() returns 1 at once.
+ *
+ * A platform event (only with EXIT_HANDLER_F_EVENTS accepted): *@data
+ * is the event's vCPU on entry; return EXIT_SLOT_OK to deliver it to the
+ * vCPU left in *@data (the handler may retarget it), EXIT_SLOT_SUPPRESS,
+ * EXIT_SLOT_HANDLED or EXIT_SLOT_UNHANDLED.
  */
 typedef uint32_t (*ExitHandlerAccessFn)(void *opaque,
                                         const ExitHandlerRequest *req,
@@ -78,7 +97,9 @@ typedef uint32_t (*ExitHandlerAccessFn)(void *opaque,
  */
 typedef struct ExitHandlerReply {
     uint64_t data;          /* the read value (written for reads only) */
-    uint32_t status;        /* EXIT_SLOT_OK or EXIT_SLOT_UNHANDLED */
+    uint32_t status;        /* EXIT_SLOT_OK, EXIT_SLOT_UNHANDLED... */
+    int32_t cpu;            /* events: the vCPU to deliver to */
+    bool write_cpu;         /* store @cpu: true for events */
     uint32_t reply_seq;     /* the request's seq */
     uint32_t state;         /* EXIT_SLOT_DONE */
     bool write_data;        /* store @data: true for reads */

@@ -8,6 +8,10 @@
  * Addresses are per event kind (port 0x80 and MMIO 0x80 differ); the
  * table holds 4096 of them and outlives connections.
  *
+ * With --events RULES it is also a platform handler: it takes platform
+ * events (EXIT_HANDLER_F_EVENTS) and decides each by the first rule that
+ * matches its type and class (see usage()); --log records them too.
+ *
  * Usage: exit-handler-post --socket PATH [options], see usage() below.
  *
  * Copyright (c) 2026 qemu-tiers contributors
@@ -43,6 +47,16 @@ typedef struct Entry {
     uint64_t value;
 } Entry;
 
+#define RULES_MAX       16
+
+/* --events: TYPE[:CLASS]=VERDICT[@CPU] */
+typedef struct Rule {
+    uint8_t event;              /* EXIT_HANDLER_EV_SMI... */
+    int class;                  /* EXIT_SLOT_CLASS_*, -1: any */
+    uint32_t verdict;           /* EXIT_SLOT_OK (deliver), _SUPPRESS... */
+    int cpu;                    /* deliver: retarget to this vCPU; -1: no */
+} Rule;
+
 typedef struct Post {
     const char *name;
     bool quiet;
@@ -55,8 +69,33 @@ typedef struct Post {
     bool fuzz;
     uint64_t rng;
     unsigned used;
+    unsigned nrules;
+    Rule rules[RULES_MAX];
     Entry table[TABLE_SLOTS];
 } Post;
+
+static const char *const event_names[] = {
+    [EXIT_HANDLER_EV_SMI] = "smi",
+    [EXIT_HANDLER_EV_NMI] = "nmi",
+    [EXIT_HANDLER_EV_MCE] = "mce",
+    [EXIT_HANDLER_EV_MEMORY_ERROR] = "memory-error",
+};
+
+static const char *const class_names[] = {
+    [EXIT_SLOT_CLASS_CORRECTED] = "corrected",
+    [EXIT_SLOT_CLASS_SRAO] = "srao",
+    [EXIT_SLOT_CLASS_SRAR] = "srar",
+    [EXIT_SLOT_CLASS_FATAL] = "fatal",
+    [EXIT_SLOT_CLASS_AO] = "ao",
+    [EXIT_SLOT_CLASS_AR] = "ar",
+};
+
+static const char *const verdict_names[] = {
+    [EXIT_SLOT_OK] = "deliver",
+    [EXIT_SLOT_UNHANDLED] = "unhandled",
+    [EXIT_SLOT_SUPPRESS] = "suppress",
+    [EXIT_SLOT_HANDLED] = "handled",
+};
 
 static Post post;
 
@@ -122,6 +161,35 @@ static void hang_forever(void)
     sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
+/* A platform event: the first rule for its type and class decides. */
+static uint32_t post_event(const ExitHandlerRequest *req, uint64_t *data)
+{
+    uint32_t verdict = EXIT_SLOT_UNHANDLED;
+    unsigned i;
+
+    for (i = 0; i < post.nrules; i++) {
+        const Rule *r = &post.rules[i];
+
+        if (r->event == req->event &&
+            (r->class < 0 || r->class == req->class)) {
+            verdict = r->verdict;
+            if (verdict == EXIT_SLOT_OK && r->cpu >= 0) {
+                *data = r->cpu;
+            }
+            break;
+        }
+    }
+    if (post.log) {
+        fprintf(post.log, "E %s source=%u cpu=%d class=%s bank=%u "
+                "addr=0x%" PRIx64 " data=0x%" PRIx64 " -> %s cpu=%d\n",
+                event_names[req->event], req->source, req->cpu,
+                class_names[req->class], req->bank, req->addr, req->data,
+                verdict_names[verdict], (int)(int64_t)*data);
+        fflush(post.log);
+    }
+    return verdict;
+}
+
 static uint32_t post_access(void *opaque, const ExitHandlerRequest *req,
                             uint64_t *data)
 {
@@ -142,6 +210,9 @@ static uint32_t post_access(void *opaque, const ExitHandlerRequest *req,
         nanosleep(&ts, NULL);
     }
 
+    if (exit_handler_is_event(req)) {
+        return post_event(req, data);
+    }
     e = lookup(req->event, req->addr);
     if (!req->is_write) {
         *data = (e->used ? e->value : post.tag) & mask(req->size);
@@ -257,6 +328,14 @@ static void usage(FILE *f)
 "  --bad-hello      answer HELLO with a wrong magic\n"
 "  --poll           accept EXIT_HANDLER_F_POLL\n"
 "  --log FILE       append every write as \"W 0xADDR SIZE 0xDATA\"\n"
+"                   and every event as \"E TYPE ... -> VERDICT cpu=N\"\n"
+"  --events RULES   take platform events too, decided by the first of\n"
+"                   the comma-separated RULES that matches, each\n"
+"                   TYPE[:CLASS]=VERDICT[@CPU]: TYPE smi, nmi, mce or\n"
+"                   memory-error; CLASS corrected, srao, srar, fatal, ao\n"
+"                   or ar; VERDICT deliver (to vCPU CPU if given),\n"
+"                   suppress, handled or unhandled (QEMU's fallback, as\n"
+"                   for events no rule matches)\n"
 "  --quiet          no connect/disconnect messages\n"
 "  --help           this text\n");
 }
@@ -295,10 +374,89 @@ static bool parse_u64(const char *s, uint64_t *v)
     return true;
 }
 
+static int name_index(const char *const *names, unsigned n,
+                      const char *s, size_t len)
+{
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        if (names[i] && strlen(names[i]) == len && !strncmp(names[i], s, len)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+#define N_NAMES(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Parses --events RULES into post.rules; false on an error (said). */
+static bool parse_rules(const char *arg)
+{
+    const char *p = arg;
+
+    while (*p) {
+        const char *end = p + strcspn(p, ",");
+        const char *eq = memchr(p, '=', end - p);
+        const char *colon, *at, *vend;
+        Rule *r = &post.rules[post.nrules];
+        int i;
+        uint64_t cpu;
+        char buf[24];
+
+        if (post.nrules == RULES_MAX || !eq) {
+            goto bad;
+        }
+        colon = memchr(p, ':', eq - p);
+        i = name_index(event_names, N_NAMES(event_names), p,
+                       (colon ? colon : eq) - p);
+        if (i < 0) {
+            goto bad;
+        }
+        r->event = i;
+        r->class = -1;
+        if (colon) {
+            r->class = name_index(class_names, N_NAMES(class_names),
+                                  colon + 1, eq - colon - 1);
+            if (r->class < 0) {
+                goto bad;
+            }
+        }
+        at = memchr(eq, '@', end - eq);
+        vend = at ? at : end;
+        i = name_index(verdict_names, N_NAMES(verdict_names), eq + 1,
+                       vend - eq - 1);
+        if (i < 0) {
+            goto bad;
+        }
+        r->verdict = i;
+        r->cpu = -1;
+        if (at) {
+            if (i != EXIT_SLOT_OK || end - at - 1 <= 0 ||
+                end - at - 1 >= (long)sizeof(buf)) {
+                goto bad;
+            }
+            memcpy(buf, at + 1, end - at - 1);
+            buf[end - at - 1] = 0;
+            if (!parse_u64(buf, &cpu) || cpu > INT32_MAX) {
+                goto bad;
+            }
+            r->cpu = cpu;
+        }
+        post.nrules++;
+        p = *end ? end + 1 : end;
+        continue;
+bad:
+        fprintf(stderr, "exit-handler-post: bad --events rule '%.*s'\n",
+                (int)(end - p), p);
+        return false;
+    }
+    return true;
+}
+
 enum {
     OPT_SOCKET = 256, OPT_CONNECT, OPT_NAME, OPT_TAG, OPT_DELAY,
     OPT_HANG, OPT_FUZZ, OPT_BAD_HELLO, OPT_POLL, OPT_LOG, OPT_QUIET,
-    OPT_HELP,
+    OPT_EVENTS, OPT_HELP,
 };
 
 static const struct option options[] = {
@@ -313,6 +471,7 @@ static const struct option options[] = {
     { "poll", no_argument, NULL, OPT_POLL },
     { "log", required_argument, NULL, OPT_LOG },
     { "quiet", no_argument, NULL, OPT_QUIET },
+    { "events", required_argument, NULL, OPT_EVENTS },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
 };
@@ -352,6 +511,7 @@ int main(int argc, char **argv)
 {
     const char *path = NULL, *log_path = NULL;
     bool connect_mode = false, bad_hello = false, poll_mode = false;
+    bool events = false;
     uint64_t supported, v;
     struct sigaction sa;
     int opt, lfd = -1, ret = 0;
@@ -409,6 +569,12 @@ int main(int argc, char **argv)
         case OPT_QUIET:
             post.quiet = true;
             break;
+        case OPT_EVENTS:
+            if (!parse_rules(optarg)) {
+                return 2;
+            }
+            events = true;
+            break;
         case OPT_HELP:
             usage(stdout);
             return 0;
@@ -440,6 +606,9 @@ int main(int argc, char **argv)
     supported = EXIT_HANDLER_F_POSTED_WRITES;
     if (poll_mode) {
         supported |= EXIT_HANDLER_F_POLL;
+    }
+    if (events) {
+        supported |= EXIT_HANDLER_F_EVENTS;
     }
 
     if (!connect_mode) {
