@@ -380,6 +380,18 @@ static void loop_unassigned_write(u32 n)
     }
 }
 
+/*
+ * A write of the APM control port: an SMI (firmware set APMC_EN on
+ * PIIX4 and ICH9), which SeaBIOS's SMM handler ignores for this command;
+ * a platform event for the exit router.
+ */
+static void loop_apm_smi(u32 n)
+{
+    while (n--) {
+        outb(0xb2, 0x5a);
+    }
+}
+
 /* MMIO: the HPET's capabilities register (device state, no clock). */
 #define HPET_BASE 0xfed00000u
 
@@ -425,6 +437,7 @@ static const struct workload workloads[] = {
     { "port80_write", loop_port80_write },
     { "unassigned", loop_unassigned },
     { "unassigned_write", loop_unassigned_write },
+    { "apm_smi", loop_apm_smi },
     { "hpet_cap", loop_hpet_cap },
     { "empty", loop_empty },
 };
