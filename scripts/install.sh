@@ -130,10 +130,19 @@ if [[ " $parts " = *" dev "* ]]; then
     strip_bin "$pkglib/bin/exit-handler-post"
     put 0644 "$lh/exit-handler-lib.h" "$prefix/include/qemu-tiers/exit-handler-lib.h"
     put 0644 "$TOP/accel/route/exit-handler-proto.h" "$prefix/include/qemu-tiers/exit-handler-proto.h"
-    put 0644 "$tiers/accel/route/libexithandler/libexithandler.a" "$libdir/libqemu-tiers-exithandler.a"
+    # meson makes a thin archive (members by reference) of a library it
+    # does not install itself: a real one from its members.
+    lib=$libdir/libqemu-tiers-exithandler.a
+    mkdir_p "$libdir"
+    rm -f "$destdir$lib"
+    mapfile -t members < <(cd "$tiers/accel/route/libexithandler" && ar t libexithandler.a)
+    (cd "$tiers/accel/route/libexithandler" && ar rcsD "$destdir$lib" "${members[@]}") ||
+        die "could not write $destdir$lib"
+    chmod 0644 "$destdir$lib"
+    files+=("$lib")
     if [ "${STRIP:-0}" = 1 ]; then
         strip --strip-debug --remove-section=.comment --remove-section=.note \
-            --enable-deterministic-archives "$destdir$libdir/libqemu-tiers-exithandler.a"
+            --enable-deterministic-archives "$destdir$lib"
     fi
     mkdir_p "$libdir/pkgconfig"
     cat > "$destdir$libdir/pkgconfig/qemu-tiers-exithandler.pc" <<PC
