@@ -91,6 +91,30 @@ dir_progress() {
         else printf "%.1f MB", g / 1e6 }'
 }
 
+# installed_pkgs: every installed package, one a line, sorted.
+installed_pkgs() {
+    dpkg-query -W -f='${db:Status-Abbrev} ${binary:Package}\n' | awk '$1 ~ /^.i/ { print $2 }' | sort
+}
+# disable_new_units BEFORE: the packages installed since BEFORE (a list
+# from installed_pkgs) keep their unit files but none enabled or running
+# (Debian enables and starts a package's units when it is installed).
+disable_new_units() {
+    local p u units=()
+    while read -r p; do
+        while read -r u; do
+            if [ "$(systemctl is-enabled "$u" 2>/dev/null)" = enabled ]; then units+=("$u"); fi
+        done < <(dpkg-query -L "$p" 2>/dev/null |
+                 sed -nE 's#^/(usr/)?lib/systemd/system/([^/@]+\.(service|socket|timer|path|target|mount))$#\2#p')
+    done < <(comm -13 "$1" <(installed_pkgs))
+    [ ${#units[@]} -gt 0 ] || return 0
+    say "disabling what the new packages enabled (qemu-tiers runs no daemon): ${units[*]}"
+    if [ -d /run/systemd/system ]; then
+        as_root systemctl disable --now -q "${units[@]}"
+    else
+        as_root systemctl disable -q "${units[@]}"
+    fi
+}
+
 # as_root CMD...: run CMD as root, through sudo unless already root.
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
