@@ -171,3 +171,12 @@ if [ "${QT_INSTALL_MANIFEST:-1}" = 1 ]; then
     } > "$destdir$manifest"
 fi
 say "installed $(printf '%s\n' "${files[@]}" | sort -u | wc -l) files under ${destdir:+$destdir}$prefix ($parts)"
+if [[ " $parts " = *" system "* ]]; then
+    say "  $prefix/bin/qemu-tiers-system-x86_64 -> $pkglib/bin/qemu-system-x86_64 (libvirt's <emulator>)"
+fi
+if [[ " $parts " = *" dev "* ]]; then
+    say "  handler library: pkg-config qemu-tiers-exithandler ($libdir/pkgconfig); example: $pkglib/bin/exit-handler-post"
+fi
+if [ "${QT_INSTALL_MANIFEST:-1}" = 1 ]; then
+    say "  the list: $manifest (make uninstall${PREFIX:+ PREFIX=$prefix}${DESTDIR:+ DESTDIR=$DESTDIR} removes it all)"
+fi
