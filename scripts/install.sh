@@ -8,6 +8,9 @@
 #   STRIP=1  strip the binaries and the static library (the Debian package)
 #   QT_INSTALL_PARTS  "system", "dev" or both (default): what to install
 #   QT_INSTALL_MANIFEST=0  write no uninstall manifest (dpkg keeps its own)
+#   QT_INSTALL_APPARMOR=1  also the AppArmor rule that lets libvirt's
+#            domains read the data directory (the Debian package; outside
+#            PREFIX, in /etc/apparmor.d/abstractions/libvirt-qemu.d/)
 #
 # Layout: everything of QEMU's under PREFIX/lib/qemu-tiers, a private
 # prefix that Debian's qemu-system-x86 (/usr/bin, /usr/share/qemu) never
@@ -100,6 +103,18 @@ if [[ " $parts " = *" system "* ]]; then
         put 0644 "$fork/pc-bios/optionrom/$f" "$pkglib/share/qemu/$f"
     done
     put 0644 "$fork/trace/trace-events-all" "$pkglib/share/qemu/trace-events-all"
+    if [ "${QT_INSTALL_APPARMOR:-0}" = 1 ]; then
+        # libvirt's AppArmor abstraction for QEMU reads /usr/share/qemu and
+        # /usr/share/seabios (the SeaBIOS links resolve there), and includes
+        # this directory for what other packages need.
+        aa=/etc/apparmor.d/abstractions/libvirt-qemu.d/qemu-tiers-system-x86
+        mkdir_p "$(dirname "$aa")"
+        printf '%s\n' "# qemu-tiers: domains whose <emulator> is $pkglib/bin/qemu-system-x86_64" \
+            "# read its option ROMs from its own data directory." \
+            "  $pkglib/share/qemu/** r," > "$destdir$aa"
+        chmod 0644 "$destdir$aa"
+        files+=("$aa")
+    fi
     man=$prefix/share/man/man1/qemu-tiers-system-x86_64.1
     if [ "${STRIP:-0}" = 1 ]; then
         # Debian's form: compressed, reproducibly.

@@ -3,7 +3,8 @@
 # build/deb/:
 #   qemu-tiers-system-x86        the fork under /usr/lib/qemu-tiers, its
 #       SeaBIOS links and option ROMs, trace-events-all, the command
-#       /usr/bin/qemu-tiers-system-x86_64, a manual page, the libvirt examples
+#       /usr/bin/qemu-tiers-system-x86_64, a manual page, the libvirt
+#       examples, an AppArmor rule for libvirt's domains (a conffile)
 #   qemu-tiers-exit-handler-dev  the external-handler library (static),
 #       its headers and pkg-config file, the example handler and its source
 # Both install beside Debian's qemu-system-x86: no file of theirs is one
@@ -41,7 +42,7 @@ mkdir -p "$out/stage" "$out/src/debian"
 # stage PKG PART: the files of one package, as installed under /usr.
 stage() {
     PREFIX=/usr DESTDIR=$out/stage/$1 LIBDIR=lib/$multiarch DOCDIR=/usr/share/doc/$1 \
-        STRIP=1 QT_INSTALL_MANIFEST=0 QT_INSTALL_PARTS=$2 "$TOP/scripts/install.sh"
+        STRIP=1 QT_INSTALL_MANIFEST=0 QT_INSTALL_APPARMOR=1 QT_INSTALL_PARTS=$2 "$TOP/scripts/install.sh"
     local doc=$out/stage/$1/usr/share/doc/$1
     mkdir -p "$doc"
     copyright > "$doc/copyright"
@@ -115,8 +116,13 @@ control() {
         shift
         printf ' %s\n' "$@"
     } > "$root/DEBIAN/control"
-    (cd "$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\n' | LC_ALL=C sort |
-        xargs -d '\n' md5sum) > "$root/DEBIAN/md5sums"
+    # Files in /etc are conffiles: dpkg keeps a changed one, purge removes it.
+    if [ -d "$root/etc" ]; then
+        (cd "$root" && find etc -type f -printf '/%p\n' | LC_ALL=C sort) > "$root/DEBIAN/conffiles"
+        chmod 0644 "$root/DEBIAN/conffiles"
+    fi
+    (cd "$root" && find . -path ./DEBIAN -prune -o -path ./etc -prune -o -type f -printf '%P\n' |
+        LC_ALL=C sort | xargs -d '\n' md5sum) > "$root/DEBIAN/md5sums"
     find "$root" -type d -exec chmod 0755 {} +
     chmod 0644 "$root/DEBIAN/control" "$root/DEBIAN/md5sums"
     dpkg-deb --root-owner-group -Zxz --build "$root" "$out/${pkg}_${version}_$arch.deb" > /dev/null ||
