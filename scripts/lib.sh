@@ -30,6 +30,11 @@ fmt_secs() {
     if [ "$1" -ge 60 ]; then printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); else printf '%ds' "$1"; fi
 }
 
+# now_us: microseconds since the epoch (bash's clock, no fork).
+now_us() {
+    echo "${EPOCHREALTIME//[!0-9]/}"
+}
+
 # run_step LABEL LOG PROBE CMD...: run CMD with all its output in LOG and
 # show where it is while it runs.  PROBE is a command (word-split, LOG
 # appended) that prints the position, e.g. ninja_progress ("[812/2345]
@@ -39,17 +44,18 @@ fmt_secs() {
 # minute passed.  Ends with how long the step took; returns CMD's status
 # (the caller says what failed, with LOG).
 run_step() {
-    local label=$1 log=$2 probe=$3 pid rc=0 start=$SECONDS now pos shown='' last=0 ticks=0
+    local label=$1 log=$2 probe=$3 pid rc=0 start now pos shown='' last=0 ticks=0
     local every=${QT_PROGRESS_SECS:-10} tty=0
     shift 3
     [ -t 2 ] && tty=1
+    start=$(now_us)
     "$@" > "$log" 2>&1 &
     pid=$!
     while kill -0 "$pid" 2>/dev/null; do
         sleep 0.25
         ticks=$((ticks + 1))
         [ $((ticks % 4)) = 0 ] || continue
-        now=$((SECONDS - start))
+        now=$((($(now_us) - start) / 1000000))
         pos=
         # shellcheck disable=SC2086  # PROBE is a command and its arguments
         [ "$probe" = - ] || pos=$($probe "$log" 2>/dev/null || true)
@@ -63,10 +69,11 @@ run_step() {
     done
     wait "$pid" || rc=$?
     [ $tty = 0 ] || printf '\r\033[K' >&2
+    now=$((($(now_us) - start + 500000) / 1000000))
     if [ $rc = 0 ]; then
-        say "$label: done in $(fmt_secs $((SECONDS - start))) (log: ${log#"$TOP"/})"
+        say "$label: done in $(fmt_secs "$now") (log: ${log#"$TOP"/})"
     else
-        say "$label: failed after $(fmt_secs $((SECONDS - start))) (log: ${log#"$TOP"/})"
+        say "$label: failed after $(fmt_secs "$now") (log: ${log#"$TOP"/})"
     fi
     return $rc
 }
@@ -84,7 +91,7 @@ last_line() {
 # dir_progress DIR TOTAL LOG: bytes in the files of DIR against TOTAL.
 dir_progress() {
     local got
-    got=$(find "$1" -maxdepth 1 -type f ! -name '*.log' ! -name '*.err' -printf '%s\n' |
+    got=$(find "$1" -maxdepth 1 -type f ! -name '*.log' -printf '%s\n' |
           awk '{ s += $1 } END { print s + 0 }')
     awk -v g="$got" -v t="$2" 'BEGIN {
         if (t > 0) printf "%.1f of %.1f MB, %d%%", g / 1e6, t / 1e6, 100 * g / t
@@ -144,12 +151,12 @@ fetch_deb() {
     # The size apt will fetch, for the progress line.
     total=$( (cd "$out/$pkg.tmp" && apt-get download -q --print-uris "$pkg=$ver" 2>/dev/null) |
              awk "/^'/ { s += \$3 } END { print s + 0 }")
-    run_step "downloading $pkg=$ver" "$out/$pkg.err" "dir_progress $out/$pkg.tmp $total" \
+    run_step "downloading $pkg=$ver" "$out/$pkg.download.log" "dir_progress $out/$pkg.tmp $total" \
         env -C "$out/$pkg.tmp" apt-get download -q "$pkg=$ver" ||
-        die "apt-get download $pkg=$ver failed: $(grep -E '^E:' "$out/$pkg.err" | tail -n1) (is the pinned version still in the archive? run 'make setup' first)"
+        die "apt-get download $pkg=$ver failed: $(grep -E '^E:' "$out/$pkg.download.log" | tail -n1) (is the pinned version still in the archive? run 'make setup' first)"
     f=$(ls "$out/$pkg.tmp/${pkg}_"*.deb 2>/dev/null | head -n1)
     check_sha256 "$f" "$sha"
     mv "$f" "$out/"
-    rm -rf "$out/$pkg.tmp" "$out/$pkg.err"
+    rm -rf "$out/$pkg.tmp"
     echo "$out/${f##*/}"
 }
