@@ -185,7 +185,7 @@ if [ "${QT_INSTALL_MANIFEST:-1}" = 1 ]; then
         [ ${#dirs[@]} = 0 ] || printf 'd %s\n' "${dirs[@]}" | sort -u
     } > "$destdir$manifest"
 fi
-say "installed $(printf '%s\n' "${files[@]}" | sort -u | wc -l) files under ${destdir:+$destdir}$prefix ($parts)"
+say "installed $(printf '%s\n' "${files[@]}" | sort -u | wc -l) files (PREFIX=$prefix${destdir:+, DESTDIR=$destdir}; $parts)"
 if [[ " $parts " = *" system "* ]]; then
     say "  $prefix/bin/qemu-tiers-system-x86_64 -> $pkglib/bin/qemu-system-x86_64 (libvirt's <emulator>)"
 fi

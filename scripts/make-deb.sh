@@ -42,7 +42,9 @@ mkdir -p "$out/stage" "$out/src/debian"
 # stage PKG PART: the files of one package, as installed under /usr.
 stage() {
     PREFIX=/usr DESTDIR=$out/stage/$1 LIBDIR=lib/$multiarch DOCDIR=/usr/share/doc/$1 \
-        STRIP=1 QT_INSTALL_MANIFEST=0 QT_INSTALL_APPARMOR=1 QT_INSTALL_PARTS=$2 "$TOP/scripts/install.sh"
+        STRIP=1 QT_INSTALL_MANIFEST=0 QT_INSTALL_APPARMOR=1 QT_INSTALL_PARTS=$2 \
+        "$TOP/scripts/install.sh" > "$out/stage-$1.log" 2>&1 ||
+        die "staging $1 failed: $(tail -n 3 "$out/stage-$1.log")"
     local doc=$out/stage/$1/usr/share/doc/$1
     mkdir -p "$doc"
     copyright > "$doc/copyright"
