@@ -102,7 +102,7 @@ bench: build
 	@python3 bench/linux.py --reps $(BENCH_REPS) --markdown build/bench-linux.md
 
 clean:
-	rm -rf build/qemu-fork build/qemu-vanilla build/tiers build/run build/guest qemu
+	rm -rf build/qemu-fork build/qemu-vanilla build/tiers build/run build/guest build/deb qemu
 
 distclean:
 	rm -rf build qemu
