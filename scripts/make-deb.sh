@@ -166,4 +166,6 @@ if command -v lintian > /dev/null; then
         die "lintian found errors or warnings (above)"
     fi
     say "lintian: no errors or warnings; $(grep -c '^I:' "$out/lintian.log" || true) notes in ${out#"$TOP"/}/lintian.log"
+else
+    say "lintian is not installed: not run (make setup-check installs it)"
 fi
