@@ -8,7 +8,14 @@
 #                Debian kernel reading its clock)
 #   make build   build both QEMUs, the guest, the bench guest and the
 #                libvirt examples (build/libvirt/, docs/libvirt.rst)
+#   make install install the fork (PREFIX=/usr/local, DESTDIR; see
+#                scripts/install.sh); make uninstall removes it
+#   make deb     Debian packages of the fork in build/deb/
 #   make clean   remove build/ and qemu/ (downloads are kept)
+#
+# Set-up is by need: every target installs what building and running the
+# fork needs (setup-host.sh run); make check also what only the tests need
+# (setup-host.sh check: libvirt, python3-libvirt, pycotap, lintian).
 
 ACCEL ?= tcg
 SMP ?= 1
@@ -20,12 +27,15 @@ export ACCEL SMP MACHINE
 S := scripts
 TIERS := build/tiers
 
-.PHONY: libvirt-examples all run check check-diff-long check-external-long check-sanitize bench build build-fork build-vanilla setup fetch tiers clean distclean
+.PHONY: libvirt-examples all run check check-diff-long check-external-long check-sanitize bench build build-fork build-vanilla setup setup-check fetch tiers install uninstall deb clean distclean
 
 all: build
 
 setup:
-	@$(S)/setup-host.sh
+	@$(S)/setup-host.sh run
+
+setup-check:
+	@$(S)/setup-host.sh check
 
 fetch: setup
 	@$(S)/fetch-upstream.sh
@@ -50,8 +60,20 @@ build: build-fork build-vanilla tiers libvirt-examples
 run: build-fork
 	@QT_QEMU=fork $(S)/run-guest.sh
 
-check: build
+check: setup-check build
 	@$(S)/check.sh
+
+# The fork, its firmware links, trace events, the external-handler
+# library and example (scripts/install.sh: PREFIX, DESTDIR).
+install: build-fork tiers
+	@$(S)/install.sh
+
+uninstall:
+	@$(S)/uninstall.sh
+
+# qemu-tiers-system-x86 and qemu-tiers-exit-handler-dev (scripts/make-deb.sh).
+deb: build-fork tiers
+	@$(S)/make-deb.sh
 
 # The kernel tier's differential test with 10^7 operations per device,
 # each device in its own process, two at a time (make check runs 10^6).
@@ -80,7 +102,7 @@ bench: build
 	@python3 bench/linux.py --reps $(BENCH_REPS) --markdown build/bench-linux.md
 
 clean:
-	rm -rf build/qemu-fork build/qemu-vanilla build/tiers build/run build/guest qemu
+	rm -rf build/qemu-fork build/qemu-vanilla build/tiers build/run build/guest build/deb qemu
 
 distclean:
 	rm -rf build qemu

@@ -73,7 +73,7 @@ def boot(which, machine, smp, initrd, n, rounds, timeout, pin):
 
     pin: vCPU i runs on host CPU i (libvirt's <vcpupin>).  Left to the
     scheduler, the two busy vCPU threads were seen on one CPU now and
-    then; pinning takes that away, not the host's own noise (RESULTS.md)."""
+    then; pinning takes that away, not the host's own noise (HISTORY.md)."""
     kernel = os.path.join(bench_run.BUILD, "guest", "vmlinuz")
     cmd = [bench_run.qemu_binary(which), "-machine", machine, "-accel", "tcg",
            "-smp", str(smp), "-m", "512", "-nodefaults", "-display", "none",

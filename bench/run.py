@@ -27,7 +27,7 @@ BUILD = os.environ.get("QT_BUILD_DIR", os.path.join(TOP, "build"))
 
 # name: (accel options, smp, machine, ops per round).  Rounds are short
 # (~10 ms under TCG, ~25 ms under KVM) and many, so that the minimum over
-# rounds finds the undisturbed cost on a noisy host (see RESULTS.md).
+# rounds finds the undisturbed cost on a noisy host (see HISTORY.md).
 ROUNDS = 25
 CONFIGS = {
     "tcg-smp1": ("tcg", 1, "pc", 50000),

@@ -34,22 +34,24 @@ key=$(printf '%s\n' "${flags[@]}" | sha256sum | cut -d' ' -f1)
 export CCACHE_BASEDIR=$TOP CCACHE_NOHASHDIR=true
 mkdir -p "$out"
 if [ ! -f "$out/build.ninja" ] || [ "$(cat "$out/.qemu-tiers-configure" 2>/dev/null)" != "$key" ]; then
-    say "configuring $which in ${out#"$TOP"/}"
-    (cd "$out" && "$src/configure" "${flags[@]}") >"$out/configure.log" 2>&1 ||
+    run_step "configuring $which in ${out#"$TOP"/}" "$out/configure.log" last_line \
+        env -C "$out" "$src/configure" "${flags[@]}" ||
         die "configure of $which failed; last lines of ${out#"$TOP"/}/configure.log:
 $(tail -n 15 "$out/configure.log")"
     echo "$key" > "$out/.qemu-tiers-configure"
 fi
-say "building $which"
 # QT_BUILD_TARGETS: only these ninja targets (and the option ROMs), for
 # builds that need a QEMU and a few tests, not the whole tree.
-if [ -n "${QT_BUILD_TARGETS:-}" ]; then
-    # shellcheck disable=SC2086
-    { make -C "$out" -j"$(nproc)" pc-bios/optionrom/all &&
-      ninja -C "$out" $QT_BUILD_TARGETS; } >"$out/make.log" 2>&1
-else
-    make -C "$out" -j"$(nproc)" >"$out/make.log" 2>&1
-fi ||
+make_qemu() {
+    if [ -n "${QT_BUILD_TARGETS:-}" ]; then
+        # shellcheck disable=SC2086
+        make -C "$out" -j"$(nproc)" pc-bios/optionrom/all &&
+            ninja -C "$out" $QT_BUILD_TARGETS
+    else
+        make -C "$out" -j"$(nproc)"
+    fi
+}
+run_step "building $which" "$out/make.log" ninja_progress make_qemu ||
     die "build of $which failed; last lines of ${out#"$TOP"/}/make.log:
 $(grep -E 'error:|FAILED:|Error [0-9]' "$out/make.log" | head -n 20)"
 # Our code must build without warnings (QEMU's configure enables -Werror

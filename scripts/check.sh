@@ -4,8 +4,13 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
+# meson prints "n/N name OK time" as each test ends (and, on a terminal,
+# what is running); the full output stays in build/check.log.
+start=$SECONDS
+# shellcheck disable=SC2086  # QT_TEST_ARGS: meson test options, one word each
 meson test -C "$BUILD/tiers" --print-errorlogs --no-rebuild ${QT_TEST_ARGS:-} 2>&1 |
     tee "$BUILD/check.log"
+say "test run took $(fmt_secs $((SECONDS - start))) (log: ${BUILD#"$TOP"/}/check.log)"
 python3 - "$BUILD/tiers/meson-logs/testlog.json" <<'PY'
 import json, sys
 passed = failed = skipped = 0

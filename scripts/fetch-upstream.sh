@@ -20,9 +20,12 @@ while read -r sha file; do
 done <<< "$QEMU_SRC_FILES"
 if [ $need_dl = 1 ]; then
     rm -rf "$src_dir"; mkdir -p "$src_dir"
-    say "downloading source package $QEMU_SRC_PKG=$QEMU_SRC_VERSION ($QEMU_SRC_SUITE)"
-    (cd "$src_dir" && apt-get source -q --download-only "$QEMU_SRC_PKG=$QEMU_SRC_VERSION" \
-        >"$src_dir/apt.log" 2>&1) ||
+    # The sizes apt will fetch, for the progress line.
+    total=$( (cd "$src_dir" && apt-get source -q --print-uris "$QEMU_SRC_PKG=$QEMU_SRC_VERSION" 2>/dev/null) |
+             awk "/^'/ { s += \$3 } END { print s + 0 }")
+    run_step "downloading source package $QEMU_SRC_PKG=$QEMU_SRC_VERSION ($QEMU_SRC_SUITE)" \
+        "$src_dir/apt.log" "dir_progress $src_dir $total" \
+        env -C "$src_dir" apt-get source -q --download-only "$QEMU_SRC_PKG=$QEMU_SRC_VERSION" ||
         die "apt-get source $QEMU_SRC_PKG=$QEMU_SRC_VERSION failed: $(grep -E '^(E|W):' "$src_dir/apt.log" | head -n2 | tr '\n' ' ') (run 'make setup' to add the deb-src entry)"
 fi
 while read -r sha file; do

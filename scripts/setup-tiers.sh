@@ -4,10 +4,11 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 if [ ! -f "$BUILD/tiers/build.ninja" ]; then
-    meson setup "$BUILD/tiers" "$TOP" >"$BUILD/tiers-setup.log" 2>&1 ||
+    run_step "configuring build/tiers" "$BUILD/tiers-setup.log" last_line \
+        meson setup "$BUILD/tiers" "$TOP" ||
         die "meson setup of build/tiers failed:
 $(tail -n 15 "$BUILD/tiers-setup.log")"
 fi
-ninja -C "$BUILD/tiers" >"$BUILD/tiers-build.log" 2>&1 ||
+run_step "building build/tiers" "$BUILD/tiers-build.log" ninja_progress ninja -C "$BUILD/tiers" ||
     die "build of build/tiers failed:
 $(grep -E 'error|FAILED' "$BUILD/tiers-build.log" | head -n 20)"

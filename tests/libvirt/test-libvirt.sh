@@ -31,10 +31,10 @@ fail=0
 # command line would differ from what a user's libvirt generates.
 unset LD_LIBRARY_PATH
 
-command -v virsh >/dev/null || { echo "FAIL: virsh not installed (make setup)"; exit 1; }
+command -v virsh >/dev/null || { echo "FAIL: virsh not installed (make setup-check)"; exit 1; }
 have=$(virsh --version)
 [ "$have" = "${LIBVIRT_VERSION%%-*}" ] ||
-    { echo "FAIL: virsh $have, expected ${LIBVIRT_VERSION%%-*} (make setup)"; exit 1; }
+    { echo "FAIL: virsh $have, expected ${LIBVIRT_VERSION%%-*} (make setup-check)"; exit 1; }
 
 # 1. domxml-to-native against the golden files.
 normalize() {
