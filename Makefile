@@ -5,7 +5,8 @@
 #   make check   set up, build fork + vanilla twin, run every test
 #   make bench   set up, build both, run bench/ (BENCH_REPS, BENCH_CONFIGS;
 #                bench/external.py: external handlers; bench/linux.py: the
-#                Debian kernel reading its clock)
+#                Debian kernel reading its clock; bench/events.py:
+#                platform events per handler kind)
 #   make build   build both QEMUs, the guest, the bench guest and the
 #                libvirt examples (build/libvirt/, docs/libvirt.rst)
 #   make install install the fork (PREFIX=/usr/local, DESTDIR; see
@@ -100,6 +101,7 @@ bench: build
 	@python3 bench/external.py --guest $(TIERS)/bench/bench-guest.elf \
 	    --reps $(BENCH_REPS) --markdown build/bench-external.md
 	@python3 bench/linux.py --reps $(BENCH_REPS) --markdown build/bench-linux.md
+	@python3 bench/events.py --reps $(BENCH_REPS) --markdown build/bench-events.md
 
 clean:
 	rm -rf build/qemu-fork build/qemu-vanilla build/tiers build/run build/guest build/deb qemu

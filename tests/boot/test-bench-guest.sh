@@ -41,6 +41,14 @@ fi
 check "tcg pc smp1" "$(run pc tcg 1)" 1
 check "tcg q35 smp1" "$(run q35 tcg 1)" 1
 check "tcg pc smp2" "$(run pc tcg 2)" 2
+# apm_smi (an SMI per write to port 0xb2) runs only when named: on pc and
+# q35 (SMI_EN.APMC_EN) the firmware's SMM handler returns to the loop.
+for m in pc q35; do
+    out=$(run $m tcg 1 only=apm_smi)
+    grep -Eq "^BENCH workload=apm_smi cpus=1 n=2000 cycles=[0-9]+\.[0-9] " <<< "$out" &&
+        grep -q "^BENCH-DONE" <<< "$out" && echo "ok: tcg $m smp1 only=apm_smi" ||
+        { echo "FAIL: tcg $m smp1 only=apm_smi: $out"; fail=1; }
+done
 # ap=: the second vCPU runs another workload than the measured one.
 out=$(run pc tcg 2 ap=pic_imr only=pit_count_read)
 grep -Eq "^BENCH workload=pit_count_read cpus=2 n=2000 ap=pic_imr cycles=[0-9]+\.[0-9] " <<< "$out" &&
