@@ -38,14 +38,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
 import run as bench_run  # noqa: E402
 from benchstats import paired  # noqa: E402
-from qmp import QMP  # noqa: E402
 
 GUEST = os.path.join(bench_run.BUILD, "tiers", "bench", "bench-guest.elf")
 HANDLER = os.path.join(bench_run.BUILD, "tiers", "accel", "route",
@@ -81,15 +79,7 @@ def smi_args(kind, tmp):
 
 def wait_up(qmp_path):
     """Starts the guest once the handler is up (else: the fallback)."""
-    q = QMP(qmp_path)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for r in q.cmd("query-exit-stats"):
-            if r["id"] == "ev" and all(h["up"] for h in r["handlers"]):
-                q.cmd("cont")
-                return
-        time.sleep(0.02)
-    raise RuntimeError("the external handler did not come up")
+    return bench_run.wait_handler_up(qmp_path, "ev")
 
 
 def run_smi(which, kind, tmp):

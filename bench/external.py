@@ -42,14 +42,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
 import run as bench_run  # noqa: E402
 from benchstats import median_ci  # noqa: E402
-from qmp import QMP  # noqa: E402
 
 TIERS = os.path.join(bench_run.BUILD, "tiers")
 HANDLER = os.path.join(TIERS, "accel", "route", "libexithandler",
@@ -77,16 +75,8 @@ def handler_args(tmp, mode):
 
 
 def wait_up(qmp_path):
-    """Start the guest once the handler is up (else: the fallback)."""
-    q = QMP(qmp_path)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for r in q.cmd("query-exit-stats"):
-            if r["id"] == "ext" and all(h["up"] for h in r["handlers"]):
-                q.cmd("cont")
-                return q
-        time.sleep(0.02)
-    raise RuntimeError("the external handler did not come up")
+    """Starts the guest once the handler is up (else: the fallback)."""
+    return bench_run.wait_handler_up(qmp_path, "ext")
 
 
 def on_cpu(cpu):

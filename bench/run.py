@@ -97,6 +97,23 @@ def qemu_binary(which):
     return os.path.join(BUILD, "qemu-" + which, "qemu-system-x86_64")
 
 
+def wait_handler_up(qmp_path, route_id, timeout=10):
+    """A before_start for run_guest: 'cont' once every handler of route
+    @route_id is up (else the guest's first accesses take the fallback).
+    Returns the QMP connection."""
+    sys.path.insert(0, os.path.join(TOP, "scripts"))
+    from qmp import QMP  # pylint: disable=import-outside-toplevel
+    q = QMP(qmp_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for r in q.cmd("query-exit-stats"):
+            if r["id"] == route_id and all(h["up"] for h in r["handlers"]):
+                q.cmd("cont")
+                return q
+        time.sleep(0.02)
+    raise RuntimeError("the external handler did not come up")
+
+
 def run_guest(which, guest, accel, smp, machine, n, only, timeout,
               fork_args=(), before_start=None, after_done=None,
               guest_args=""):

@@ -23,17 +23,10 @@ TOP = os.environ["QT_TOP"]
 BUILD = os.environ["QT_BUILD_DIR"]
 sys.path.insert(0, os.path.join(TOP, "scripts"))
 from qmp import QMP  # noqa: E402
+from platformguest import check, failures  # noqa: E402
 
 CPU = "qemu64,vendor=GenuineIntel,family=6,model=85,stepping=4"
 FREE_PAGE = 0x1c000000      # 448 MiB of 512: free after a busybox boot
-failures = []
-
-
-def check(what, ok, detail=""):
-    print("%s %s" % ("ok" if ok else "FAIL:", what))
-    if not ok:
-        print("   %s" % detail)
-        failures.append(what)
 
 
 def wait_for(path, pattern, timeout, proc):

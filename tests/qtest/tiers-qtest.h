@@ -34,6 +34,31 @@ static inline int64_t tiers_route_stat(QTestState *qts, const char *id,
     return n;
 }
 
+/* Runs a command; returns the error description, or NULL on success. */
+static inline char *G_GNUC_PRINTF(2, 3)
+qmp_error(QTestState *qts, const char *fmt, ...)
+{
+    va_list ap;
+    QDict *rsp;
+    char *desc = NULL;
+
+    va_start(ap, fmt);
+    rsp = qtest_vqmp(qts, fmt, ap);
+    va_end(ap);
+    if (qdict_haskey(rsp, "error")) {
+        desc = g_strdup(qdict_get_str(qdict_get_qdict(rsp, "error"),
+                                      "desc"));
+    }
+    qobject_unref(rsp);
+    return desc;
+}
+
+/* @cmd must be a literal: libqtest interpolates %-directives as JSON. */
+#define qmp_ok(qts, cmd) do {                          \
+        g_autofree char *err_ = qmp_error(qts, cmd);   \
+        g_assert_cmpstr(err_, ==, NULL);               \
+    } while (0)
+
 static inline int64_t route_count(QTestState *qts, const char *id)
 {
     return tiers_route_stat(qts, id, "count");
