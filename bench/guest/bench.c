@@ -13,7 +13,7 @@
  * workload NAME instead, so that the measured device contends only with
  * another device's accesses.  Options come from the multiboot command
  * line (-append): n=, rounds=, smp=, only=, ap=, irq=, waitcheck=,
- * gatecheck=, straddle=, platform=.
+ * gatecheck=, straddle=, platform=, memcheck=.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -459,8 +459,10 @@ static u32 ap_workload;     /* index into workloads[], or AP_JOB_WAIT */
 
 #define AP_JOB_WAIT 0xffffffffu
 #define AP_JOB_PLATFORM 0xfffffffeu
+#define AP_JOB_MEMCHECK 0xfffffffdu
 static void wait_check_ap(u32 me);
 static void platform_ap(u32 me);
+static void memcheck_cpu(u32 me);
 
 /* Operations an AP runs between two looks at ap_stop. */
 #define AP_CHUNK 64
@@ -482,6 +484,9 @@ void ap_main(void)
         }
         if (shared_load(&ap_workload) == AP_JOB_PLATFORM) {
             platform_ap(me);            /* does not return */
+        }
+        if (shared_load(&ap_workload) == AP_JOB_MEMCHECK) {
+            memcheck_cpu(me);           /* does not return */
         }
         loop = workloads[shared_load(&ap_workload)].loop;
         __atomic_fetch_add(&ap_running, 1, __ATOMIC_SEQ_CST);
@@ -875,7 +880,7 @@ static void irq_test(u32 want)
     puts_serial("\n");
 }
 
-/* ---- platform events: NMIs and machine checks per vCPU --------------------- */
+/* ---- platform events: NMIs and machine checks per vCPU ----------------- */
 
 /*
  * platform=1, for tests/boot/test-platform-guest.sh: every vCPU takes
@@ -900,6 +905,7 @@ static void irq_test(u32 want)
 #define MSR_MC_STATUS(i) (0x401 + 4 * (i))
 #define CR4_MCE         (1u << 6)
 
+/* volatile: written by the NMI and #MC handlers, read by the main loop. */
 static volatile u32 plat_nmi[MAX_CPUS], plat_mce[MAX_CPUS];
 static volatile u64 plat_bank9[MAX_CPUS];     /* polled */
 static volatile u64 plat_mc_status[MAX_CPUS]; /* as the #MC handler saw it */
@@ -1022,6 +1028,117 @@ static void platform_events(u32 aps)
     }
 }
 
+/* ---- memcheck: patterns checked and rewritten while pages are retired -- */
+
+/*
+ * memcheck=PAGES, for tests/boot/test-ras-guest.py: PAGES pages from
+ * MEMCHECK_BASE up, vCPU c owning those whose index is c modulo the
+ * vCPUs.  Each vCPU, over and over, checks each of its pages against
+ * the pattern it wrote last (the page's number and a generation in every
+ * word) and writes the next generation.  The host retires pages under
+ * it; a word that differs is a byte lost.  #MC and NMI handlers count
+ * what arrives (platform=), and every MEMCHECK_REPORT passes of vCPU 0
+ * a line gives the totals:
+ *
+ *   BENCH-MEMCHECK pass=P passes=A bad=B mce=M
+ *
+ * P: vCPU 0's passes, A: the smallest pass count of any vCPU, B: words
+ * that differed, M: machine checks taken.
+ */
+#define MEMCHECK_BASE       0x1000000u      /* 16 MiB */
+#define MEMCHECK_MAX_PAGES  65536u
+#define MEMCHECK_REPORT     4
+
+static u32 memcheck_pages, memcheck_cpus;
+static u16 memcheck_gen[MEMCHECK_MAX_PAGES];
+/* volatile: each vCPU writes its own, vCPU 0 reads them all. */
+static volatile u32 memcheck_pass[MAX_CPUS], memcheck_bad[MAX_CPUS];
+
+static inline u32 memcheck_word(u32 page, u32 gen, u32 i)
+{
+    return page * 0x9e3779b1u ^ (gen << 16) ^ i;
+}
+
+static void memcheck_cpu(u32 me)
+{
+    u32 p, i;
+
+    platform_cpu_init();
+    __atomic_fetch_add(&ap_running, 1, __ATOMIC_SEQ_CST);
+    for (;;) {
+        for (p = me; p < memcheck_pages; p += memcheck_cpus) {
+            /* volatile: every word is read and written, in order. */
+            volatile u32 *w = (volatile u32 *)(MEMCHECK_BASE + p * 4096u);
+            u32 gen = memcheck_gen[p], bad = 0;
+
+            for (i = 0; i < 1024; i++) {
+                bad += w[i] != memcheck_word(p, gen, i);
+            }
+            if (bad) {
+                memcheck_bad[me] += bad;
+            }
+            gen = (gen + 1) & 0xffff;
+            for (i = 0; i < 1024; i++) {
+                w[i] = memcheck_word(p, gen, i);
+            }
+            memcheck_gen[p] = gen;
+        }
+        memcheck_pass[me]++;
+        if (me == 0 && memcheck_pass[0] % MEMCHECK_REPORT == 0) {
+            u32 bad = 0, mce = 0, least = memcheck_pass[0], c;
+
+            for (c = 0; c < memcheck_cpus; c++) {
+                bad += memcheck_bad[c];
+                mce += plat_mce[c];
+                if (memcheck_pass[c] < least) {
+                    least = memcheck_pass[c];
+                }
+            }
+            puts_serial("BENCH-MEMCHECK pass=");
+            put_u64(memcheck_pass[0]);
+            puts_serial(" passes=");
+            put_u64(least);
+            puts_serial(" bad=");
+            put_u64(bad);
+            puts_serial(" mce=");
+            put_u64(mce);
+            puts_serial("\n");
+        }
+    }
+}
+
+static void memcheck(u32 pages, u32 aps)
+{
+    u32 p, i, v;
+
+    if (pages > MEMCHECK_MAX_PAGES) {
+        pages = MEMCHECK_MAX_PAGES;
+    }
+    memcheck_pages = pages;
+    memcheck_cpus = aps + 1 < MAX_CPUS ? aps + 1 : MAX_CPUS;
+    for (v = 0; v < 256; v++) {
+        idt_set(v, irq_other_entry);
+    }
+    idt_set(2, nmi_entry);
+    idt_set(18, mce_entry);
+    for (p = 0; p < pages; p++) {
+        /* volatile: the first pattern, before any check reads it. */
+        volatile u32 *w = (volatile u32 *)(MEMCHECK_BASE + p * 4096u);
+
+        for (i = 0; i < 1024; i++) {
+            w[i] = memcheck_word(p, 0, i);
+        }
+    }
+    shared_store(&ap_workload, AP_JOB_MEMCHECK);
+    shared_store(&ap_gen, shared_load(&ap_gen) + 1);
+    puts_serial("BENCH-MEMCHECK ready pages=");
+    put_u64(pages);
+    puts_serial(" cpus=");
+    put_u64(memcheck_cpus);
+    puts_serial("\n");
+    memcheck_cpu(0);
+}
+
 void bench_main(struct multiboot_info *mbi)
 {
     u32 n, rounds, smp, aps = 0, i;
@@ -1077,6 +1194,9 @@ void bench_main(struct multiboot_info *mbi)
     }
     if (opt_u32("platform", 0)) {
         platform_events(aps);       /* does not return */
+    }
+    if (opt_u32("memcheck", 0)) {
+        memcheck(opt_u32("memcheck", 0), aps);     /* does not return */
     }
     for (i = 0; i < N_WORKLOADS; i++) {
         if (!selected(workloads[i].name, !workloads[i].only_by_name)) {
