@@ -9,7 +9,8 @@ by polling) and waits.  Then:
 
  - a corrected error (inject-mce class corrected) is found by the
    kernel's poll and logged as a machine-check event;
- - an SRAO error on a free guest page raises #MC, and the guest kernel's
+ - an SRAO error on a free guest page (init finds one in
+   /proc/kpageflags and prints it) raises #MC, and the guest kernel's
    memory-failure code recovers the page (its own log line says so).
 """
 import os
@@ -26,7 +27,6 @@ from qmp import QMP  # noqa: E402
 from platformguest import check, failures  # noqa: E402
 
 CPU = "qemu64,vendor=GenuineIntel,family=6,model=85,stepping=4"
-FREE_PAGE = 0x1c000000      # 448 MiB of 512: free after a busybox boot
 
 
 def wait_for(path, pattern, timeout, proc):
@@ -59,14 +59,19 @@ def main():
             stderr=subprocess.PIPE)
         try:
             q = QMP(sock)
-            ready = wait_for(serial, r"^QT-MCE ready check_interval=(\S+)",
-                             600, proc)
+            ready = wait_for(serial, r"^QT-MCE ready check_interval=(\S+) "
+                             r"free_pfn=(\S+)", 600, proc)
             if not ready:
                 check("the guest booted to init's MCE mode", False,
                       open(serial, errors="replace").read()[-2000:])
                 return 1
             check("the guest polls its banks every %s s" % ready.group(1),
                   ready.group(1) == "1")
+            check("the guest found a free page (a free buddy block's head "
+                  "in /proc/kpageflags)", ready.group(2) != "none")
+            if ready.group(2) == "none":
+                return 1
+            free_page = int(ready.group(2), 16) << 12
 
             q.cmd("inject-mce", **{"cpu-index": 0, "class": "corrected",
                                  "addr": 0x1000000})
@@ -79,9 +84,9 @@ def main():
                 print("   guest: %s" % m.group(0))
 
             q.cmd("inject-mce", **{"cpu-index": 0, "class": "srao",
-                                 "addr": FREE_PAGE})
+                                 "addr": free_page})
             m = wait_for(serial, r"Memory failure: %#x: .*" %
-                         (FREE_PAGE >> 12), 60, proc)
+                         (free_page >> 12), 60, proc)
             check("an SRAO error on a free page is recovered by the guest "
                   "kernel's memory-failure code",
                   m is not None and "Recovered" in m.group(0),
