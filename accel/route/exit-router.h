@@ -275,6 +275,15 @@ bool exit_route_host_memory_error(int code, void *addr,
                                   struct CPUState *cpu);
 
 /*
+ * The running vCPU read poisoned guest memory at @gpa (the RAS policy's
+ * overlay of a poisoned page): raises the action-required machine check
+ * a read of poisoned DRAM raises, through the router as a host memory
+ * error's vMCE.  Without a running vCPU (qtest, a device's DMA) nothing
+ * is raised.  BQL.  (platform-x86.c)
+ */
+void exit_route_poison_consumed(uint64_t gpa);
+
+/*
  * The kernel-tier switch.  Resolved once the accelerator exists, from
  * (first match wins): -accel ...,kernel-tier=on|off (or its -machine
  * sugar), the exit-router object's kernel-tier property, on.  May change

@@ -408,6 +408,15 @@ bool exit_route_memory_error(CPUState *cs, int code, hwaddr gpa)
     return verdict == EXIT_EVENT_VERDICT_DELIVER;
 }
 
+void exit_route_poison_consumed(uint64_t gpa)
+{
+    assert(bql_locked());
+    if (!current_cpu) {
+        return;
+    }
+    exit_memory_error_mce(X86_CPU(current_cpu), gpa, true);
+}
+
 static void exit_memory_failure_event(MemoryFailureAction action, bool ar)
 {
     MemoryFailureFlags mff = { .action_required = ar, .recursive = false };

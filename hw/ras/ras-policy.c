@@ -18,9 +18,21 @@
  * corrected machine check with a valid address counts against its page
  * (halved every ce-decay-ms, as Linux's CEC decays its counts); at
  * ce-threshold the page is retired and the error handled, the guest
- * sees nothing.  Uncorrected errors are forwarded to the guest (their
- * data is gone: never a silent substitute page) and the page is recorded
- * as poisoned.  Everything else is declined (the next route decides).
+ * sees nothing.  A host memory error that is action optional (a
+ * predicted failure: nothing consumed the data yet) retires its page at
+ * once, copying it with pwrite() so that a page the host really poisoned
+ * fails the copy with EFAULT instead of killing QEMU with SIGBUS; such a
+ * page is retired blank and poisoned.  Uncorrected errors that the guest
+ * consumed are forwarded to it (their data is gone: never a silent
+ * substitute page) and the page is poisoned.  Everything else is
+ * declined (the next route decides).
+ *
+ * A poisoned page gets an overlay region over its RAM: a guest read
+ * raises an action-required machine check on the reading vCPU (as
+ * poisoned DRAM does), a write is dropped.  The list of poisoned pages
+ * travels in the migration stream (this object's section) and the
+ * destination installs the same overlays: the page's RAM goes as data,
+ * the poison as a marker.
  *
  * Locking: the BQL for everything here (QMP, the bottom half, the
  * platform handler); retirements run in the main loop only, never on a
@@ -49,6 +61,8 @@
 #include "hw/core/cpu.h"
 #include "system/cpus.h"
 #include "system/runstate.h"
+#include "migration/vmstate.h"
+#include "qemu/log.h"
 #include "accel/route/exit-router.h"
 #include "trace.h"
 
@@ -75,13 +89,25 @@ typedef struct RasPage {
     bool retired;
     bool pending;               /* a retirement is queued */
     bool poisoned;              /* an uncorrected error was forwarded */
+    MemoryRegion *poison;       /* its overlay, once installed */
+    struct RasPolicy *policy;
 } RasPage;
 
-/* A retirement the platform handler asked for, run in the bottom half. */
+/*
+ * What the platform handler asked for (it may run on a vCPU thread, in
+ * the middle of a memory access), done in the bottom half: a retirement
+ * (with a reserved pool page), or a poison overlay to install.
+ */
 typedef struct RasRequest {
     uint64_t addr;
     RasRetireReason reason;
+    bool poison;
 } RasRequest;
+
+/* The most pages one ras-retire-pages stops the vCPUs for. */
+#define RAS_MAX_BATCH               512
+/* Poison overlays sit above RAM and anything else mapped there. */
+#define RAS_POISON_PRIORITY         1000
 
 struct RasPolicy {
     Object parent_obj;
@@ -103,6 +129,10 @@ struct RasPolicy {
     GArray *retired;            /* RasRetiredPage, in order; BQL */
     GArray *queue;              /* RasRequest; BQL */
     QEMUBH *bh;
+
+    /* The migration section: the poisoned pages, filled by pre_save. */
+    uint32_t mig_npoisoned;
+    uint64_t *mig_poisoned;
 };
 
 /* The one ras-policy of the VM, or NULL. */
@@ -120,6 +150,7 @@ static RasPage *ras_page_get(RasPolicy *p, uint64_t addr)
     if (!pg) {
         pg = g_new0(RasPage, 1);
         pg->addr = addr;
+        pg->policy = p;
         g_hash_table_insert(p->pages, &pg->addr, pg);
     }
     return pg;
@@ -137,6 +168,12 @@ static bool ras_page_check(RasPolicy *p, uint64_t addr, MemoryRegion **mrp,
     RAMBlock *rb;
     RasPage *pg;
 
+    pg = g_hash_table_lookup(p->pages, &addr);
+    if (pg && pg->poisoned) {
+        error_setg(errp, "the page at 0x%" PRIx64 " is poisoned: its data "
+                   "is gone, there is nothing to move", addr);
+        return false;
+    }
     sec = memory_region_find(get_system_memory(), addr, 1);
     mr = sec.mr;
     if (!mr) {
@@ -163,7 +200,6 @@ static bool ras_page_check(RasPolicy *p, uint64_t addr, MemoryRegion **mrp,
                    "old page", addr, qemu_ram_get_idstr(rb));
         goto fail;
     }
-    pg = g_hash_table_lookup(p->pages, &addr);
     if (pg && (pg->retired || pg->pending)) {
         error_setg(errp, "the page at 0x%" PRIx64 " is already retired",
                    addr);
@@ -179,75 +215,51 @@ fail:
 }
 
 /*
- * Retires the page at @addr (page aligned) into pool page @index, which
- * the caller has taken.  Main loop, BQL; stops the vCPUs while it
- * copies and maps.  On failure nothing has changed.
+ * Checks that the @pages pages from @addr can be retired together: each
+ * can be retired, and they are consecutive pages of one RAM region, so
+ * one mapping of consecutive pool pages covers them.  Changes nothing.
+ * On success the caller holds a reference to *@mrp.  BQL.
  */
-static bool ras_retire(RasPolicy *p, uint64_t addr, RasRetireReason reason,
-                       uint32_t index, RasRetiredPage *out, Error **errp)
+static bool ras_range_check(RasPolicy *p, uint64_t addr, uint32_t pages,
+                            MemoryRegion **mrp, uint64_t *offsetp,
+                            Error **errp)
 {
-    MemoryRegion *mr;
-    uint64_t offset;
-    uint8_t *hva;
-    void *map;
-    int64_t t0, t1;
-    RasPage *pg;
-    RasRetiredPage r;
+    MemoryRegion *mr, *next_mr;
+    uint64_t offset, next_offset, next;
+    uint32_t i;
 
-    assert(bql_locked());
-    assert(!current_cpu);
     if (!ras_page_check(p, addr, &mr, &offset, errp)) {
         return false;
     }
-    hva = (uint8_t *)memory_region_get_ram_ptr(mr) + offset;
-
-    t0 = get_clock();
-    pause_all_vcpus();
-    if (!p->skip_copy) {
-        memcpy(p->pool_base + (size_t)index * p->page_size, hva,
-               p->page_size);
+    for (i = 1; i < pages; i++) {
+        next = addr + (uint64_t)i * p->page_size;
+        if (!ras_page_check(p, next, &next_mr, &next_offset, errp)) {
+            memory_region_unref(mr);
+            return false;
+        }
+        memory_region_unref(next_mr);
+        if (next_mr != mr ||
+            next_offset != offset + (uint64_t)i * p->page_size) {
+            error_setg(errp, "0x%" PRIx64 " and 0x%" PRIx64 " are not in "
+                       "one RAM region: a batch must be", addr, next);
+            memory_region_unref(mr);
+            return false;
+        }
     }
-    map = mmap(hva, p->page_size, PROT_READ | PROT_WRITE,
-               MAP_SHARED | MAP_FIXED, p->pool_fd,
-               (off_t)index * p->page_size);
-    if (map == MAP_FAILED) {
-        resume_all_vcpus();
-        error_setg_errno(errp, errno, "cannot map pool page %u over guest "
-                         "page 0x%" PRIx64, index, addr);
-        memory_region_unref(mr);
-        return false;
-    }
-    /* The migration bitmap: the page is sent again, whatever it held. */
-    memory_region_set_dirty(mr, offset, p->page_size);
-    resume_all_vcpus();
-    t1 = get_clock();
-    memory_region_unref(mr);
-
-    pg = ras_page_get(p, addr);
-    pg->retired = true;
-    r = (RasRetiredPage) {
-        .addr = addr, .reason = reason, .pause_ns = t1 - t0,
-        .pool_index = index,
-    };
-    g_array_append_val(p->retired, r);
-    p->pool_used++;
-    trace_ras_retire(addr, RasRetireReason_str(reason), index, t1 - t0);
-    qapi_event_send_memory_page_retired(addr, reason, t1 - t0);
-    if (out) {
-        *out = r;
-    }
+    *mrp = mr;
+    *offsetp = offset;
     return true;
 }
 
 /*
- * The pool page for the next retirement, or false if the pool is full
- * (queued retirements hold their page).  Pool pages are used in order
- * and never given back, and retirements run one at a time, so the next
- * one is always the first unused.
+ * The next @pages pool pages (consecutive), or false if the pool is
+ * full (queued retirements hold their pages).  Pool pages are used in
+ * order and never given back, and retirements run one at a time in the
+ * main loop, so the next ones are always the first unused.
  */
-static bool ras_pool_take(RasPolicy *p, uint32_t *index)
+static bool ras_pool_take(RasPolicy *p, uint32_t pages, uint32_t *index)
 {
-    if (p->pool_used + p->pool_reserved >= p->pool_pages) {
+    if ((uint64_t)p->pool_used + p->pool_reserved + pages > p->pool_pages) {
         return false;
     }
     *index = p->pool_used;
@@ -262,7 +274,189 @@ static void ras_pool_exhausted(uint64_t addr, RasRetireReason reason)
     qapi_event_send_ras_pool_exhausted(addr, reason);
 }
 
-/* The retirements the platform handler queued. */
+/*
+ * Copies guest page @src into pool page @index.  A page a memory error
+ * reported may really be poisoned in the host: pwrite() copies it in
+ * the kernel, which fails with EFAULT where a load here would raise
+ * SIGBUS.  Returns false, the pool page blank, if it could not be read.
+ */
+static bool ras_copy_page(RasPolicy *p, uint32_t index, const uint8_t *src,
+                          RasRetireReason reason)
+{
+    uint8_t *dst = p->pool_base + (size_t)index * p->page_size;
+
+    if (p->skip_copy) {
+        return true;
+    }
+    if (reason != RAS_RETIRE_REASON_PREDICTED) {
+        memcpy(dst, src, p->page_size);
+        return true;
+    }
+    if (pwrite(p->pool_fd, src, p->page_size,
+               (off_t)index * p->page_size) == (ssize_t)p->page_size) {
+        return true;
+    }
+    memset(dst, 0, p->page_size);
+    return false;
+}
+
+static void ras_poison_install(RasPolicy *p, RasPage *pg);
+
+/*
+ * Retires the @pages pages from @addr (page aligned) in one stop of the
+ * vCPUs: copies each into the next pool page, maps the run of pool
+ * pages over them at the same host address, marks them dirty.  Main
+ * loop, BQL.  Fills @out[0..@pages-1] if not NULL.  On failure nothing
+ * has changed.
+ */
+static bool ras_retire(RasPolicy *p, uint64_t addr, uint32_t pages,
+                       RasRetireReason reason, bool reserved,
+                       RasRetiredPage *out, Error **errp)
+{
+    g_autofree bool *lost = g_new0(bool, pages);
+    size_t len = (size_t)pages * p->page_size;
+    MemoryRegion *mr;
+    uint64_t offset;
+    uint32_t index, i;
+    uint8_t *hva;
+    void *map;
+    int64_t t0, t1, t2, t3;
+
+    assert(bql_locked());
+    assert(!current_cpu);
+    if (reserved) {
+        p->pool_reserved -= pages;
+    }
+    if (!ras_range_check(p, addr, pages, &mr, &offset, errp)) {
+        return false;
+    }
+    if (!ras_pool_take(p, pages, &index)) {
+        memory_region_unref(mr);
+        ras_pool_exhausted(addr, reason);
+        error_setg(errp, "the sequestered pool is full (%u pages, %u free, "
+                   "%u asked for)", p->pool_pages,
+                   p->pool_pages - p->pool_used - p->pool_reserved, pages);
+        return false;
+    }
+    hva = (uint8_t *)memory_region_get_ram_ptr(mr) + offset;
+
+    t0 = get_clock();
+    pause_all_vcpus();
+    t1 = get_clock();
+    for (i = 0; i < pages; i++) {
+        lost[i] = !ras_copy_page(p, index + i, hva + (size_t)i * p->page_size,
+                                 reason);
+    }
+    map = mmap(hva, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+               p->pool_fd, (off_t)index * p->page_size);
+    if (map == MAP_FAILED) {
+        resume_all_vcpus();
+        error_setg_errno(errp, errno, "cannot map pool pages %u-%u over "
+                         "guest pages 0x%" PRIx64 "+%u", index,
+                         index + pages - 1, addr, pages);
+        memory_region_unref(mr);
+        return false;
+    }
+    /* The migration bitmap: the pages are sent again, whatever they held. */
+    memory_region_set_dirty(mr, offset, len);
+    t2 = get_clock();
+    resume_all_vcpus();
+    t3 = get_clock();
+    memory_region_unref(mr);
+
+    for (i = 0; i < pages; i++) {
+        uint64_t a = addr + (uint64_t)i * p->page_size;
+        RasPage *pg = ras_page_get(p, a);
+        RasRetiredPage r = {
+            .addr = a, .reason = reason, .pause_ns = t3 - t0,
+            .pool_index = index + i, .remap_ns = t2 - t1, .lost = lost[i],
+        };
+
+        pg->retired = true;
+        g_array_append_val(p->retired, r);
+        trace_ras_retire(a, RasRetireReason_str(reason), index + i, t3 - t0);
+        if (lost[i]) {
+            trace_ras_copy_lost(a);
+            pg->poisoned = true;
+            ras_poison_install(p, pg);
+        }
+        qapi_event_send_memory_page_retired(a, reason, t3 - t0);
+        if (out) {
+            out[i] = r;
+        }
+    }
+    p->pool_used += pages;
+    return true;
+}
+
+/* ---- poisoned pages ------------------------------------------------------ */
+
+static uint64_t ras_poison_read(void *opaque, hwaddr offset, unsigned size)
+{
+    RasPage *pg = opaque;
+
+    trace_ras_poison_read(pg->addr + offset, size);
+    exit_route_poison_consumed(pg->addr + offset);
+    return ~0ULL;               /* what a read of lost data returns */
+}
+
+static void ras_poison_write(void *opaque, hwaddr offset, uint64_t value,
+                             unsigned size)
+{
+    RasPage *pg = opaque;
+
+    trace_ras_poison_write(pg->addr + offset, size);
+    qemu_log_mask(LOG_GUEST_ERROR, "ras-policy: write to poisoned guest "
+                  "page 0x%" PRIx64 " dropped\n", pg->addr);
+}
+
+static const MemoryRegionOps ras_poison_ops = {
+    .read = ras_poison_read,
+    .write = ras_poison_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .valid = {
+        .min_access_size = 1,
+        .max_access_size = 8,
+        .unaligned = true,
+    },
+};
+
+/* Puts @pg's overlay over its RAM.  Main loop, BQL. */
+static void ras_poison_install(RasPolicy *p, RasPage *pg)
+{
+    g_autofree char *name = NULL;
+
+    assert(bql_locked());
+    if (pg->poison) {
+        return;
+    }
+    name = g_strdup_printf("ras-poison-0x%" PRIx64, pg->addr);
+    pg->poison = g_new0(MemoryRegion, 1);
+    memory_region_init_io(pg->poison, OBJECT(p), &ras_poison_ops, pg, name,
+                          p->page_size);
+    memory_region_add_subregion_overlap(get_system_memory(), pg->addr,
+                                        pg->poison, RAS_POISON_PRIORITY);
+    trace_ras_poison_install(pg->addr);
+}
+
+/*
+ * Records @pg as poisoned and queues its overlay (the caller may be in
+ * the middle of a memory access on a vCPU).  BQL.
+ */
+static void ras_poison_queue(RasPolicy *p, RasPage *pg)
+{
+    RasRequest req = { .addr = pg->addr, .poison = true };
+
+    if (pg->poisoned) {
+        return;
+    }
+    pg->poisoned = true;
+    trace_ras_poisoned(pg->addr);
+    g_array_append_val(p->queue, req);
+    qemu_bh_schedule(p->bh);
+}
+
+/* What the platform handler queued. */
 static void ras_policy_bh(void *opaque)
 {
     RasPolicy *p = opaque;
@@ -274,15 +468,13 @@ static void ras_policy_bh(void *opaque)
     for (i = 0; i < q->len; i++) {
         RasRequest *req = &g_array_index(q, RasRequest, i);
         RasPage *pg = ras_page_get(p, req->addr);
-        uint32_t index;
 
-        pg->pending = false;
-        p->pool_reserved--;
-        if (!ras_pool_take(p, &index)) {
-            ras_pool_exhausted(req->addr, req->reason);
+        if (req->poison) {
+            ras_poison_install(p, pg);
             continue;
         }
-        if (!ras_retire(p, req->addr, req->reason, index, NULL, &err)) {
+        pg->pending = false;
+        if (!ras_retire(p, req->addr, 1, req->reason, true, NULL, &err)) {
             warn_reportf_err(err, "ras-policy: ");
             err = NULL;
         }
@@ -305,26 +497,67 @@ static void ras_page_decay(RasPolicy *p, RasPage *pg, int64_t now_ms)
     }
 }
 
+/* Reserves a pool page and queues @pg's retirement.  BQL. */
+static ExitPlatformResult ras_retire_queue(RasPolicy *p, RasPage *pg,
+                                           RasRetireReason reason)
+{
+    RasRequest req = { .addr = pg->addr, .reason = reason };
+    uint32_t index;
+
+    if (!ras_pool_take(p, 1, &index)) {
+        ras_pool_exhausted(pg->addr, reason);
+        return EXIT_PLATFORM_DELIVER;
+    }
+    p->pool_reserved++;
+    pg->pending = true;
+    g_array_append_val(p->queue, req);
+    qemu_bh_schedule(p->bh);
+    return EXIT_PLATFORM_HANDLED;
+}
+
+/*
+ * A host memory error at guest page @pg.  Action optional: nothing has
+ * consumed the data yet, so the page moves now and the guest sees
+ * nothing (if the host really poisoned it, the copy finds out and the
+ * page is poisoned for the guest instead).  Action required: a vCPU
+ * consumed it; the guest gets its machine check.  BQL.
+ */
+static ExitPlatformResult ras_memory_error(RasPolicy *p, RasPage *pg,
+                                           ExitPlatformEvent *ev)
+{
+    if (ev->class == EXIT_CLASS_AR) {
+        ras_poison_queue(p, pg);
+        return EXIT_PLATFORM_DELIVER;
+    }
+    if (pg->retired || pg->pending) {
+        return EXIT_PLATFORM_HANDLED;   /* a stale report of the old page */
+    }
+    if (pg->poisoned) {
+        return EXIT_PLATFORM_DELIVER;
+    }
+    return ras_retire_queue(p, pg, RAS_RETIRE_REASON_PREDICTED);
+}
+
 /* The platform handler: called with the BQL held, maybe on a vCPU. */
 static ExitPlatformResult ras_policy_event(void *opaque, ExitPlatformEvent *ev)
 {
     RasPolicy *p = opaque;
     uint64_t addr = ev->addr & ~((uint64_t)p->page_size - 1);
     RasPage *pg;
-    RasRequest req;
-    uint32_t index;
 
     assert(bql_locked());
+    if (ev->type == EXIT_EVENT_MEMORY_ERROR) {
+        return ras_memory_error(p, ras_page_get(p, addr), ev);
+    }
     if (ev->type != EXIT_EVENT_MCE || !(ev->data & RAS_MCI_STATUS_ADDRV)) {
         return EXIT_PLATFORM_DECLINE;
     }
+    pg = ras_page_get(p, addr);
     if (ev->class != EXIT_CLASS_CORRECTED) {
         /* Consumed or lost data: only the guest can deal with it. */
-        ras_page_get(p, addr)->poisoned = true;
-        trace_ras_poisoned(addr);
+        ras_poison_queue(p, pg);
         return EXIT_PLATFORM_DELIVER;
     }
-    pg = ras_page_get(p, addr);
     if (pg->retired || pg->pending) {
         return EXIT_PLATFORM_HANDLED;   /* a stale report of the old page */
     }
@@ -334,16 +567,7 @@ static ExitPlatformResult ras_policy_event(void *opaque, ExitPlatformEvent *ev)
     if (pg->ce_count < p->ce_threshold) {
         return EXIT_PLATFORM_HANDLED;
     }
-    if (!ras_pool_take(p, &index)) {
-        ras_pool_exhausted(addr, RAS_RETIRE_REASON_CORRECTED_ERRORS);
-        return EXIT_PLATFORM_DELIVER;
-    }
-    p->pool_reserved++;
-    pg->pending = true;
-    req = (RasRequest) { addr, RAS_RETIRE_REASON_CORRECTED_ERRORS };
-    g_array_append_val(p->queue, req);
-    qemu_bh_schedule(p->bh);
-    return EXIT_PLATFORM_HANDLED;
+    return ras_retire_queue(p, pg, RAS_RETIRE_REASON_CORRECTED_ERRORS);
 }
 
 static const ExitPlatformOps ras_policy_ops = {
@@ -367,29 +591,86 @@ RasRetiredPage *qmp_ras_retire_page(uint64_t addr, Error **errp)
 {
     RasPolicy *p = ras_policy_needed(errp);
     RasRetiredPage r;
-    MemoryRegion *mr;
-    uint64_t offset;
-    uint32_t index;
 
     if (!p) {
         return NULL;
     }
     addr &= ~((uint64_t)p->page_size - 1);
-    /* Say what is wrong with the page before saying the pool is full. */
-    if (!ras_page_check(p, addr, &mr, &offset, errp)) {
-        return NULL;
-    }
-    memory_region_unref(mr);
-    if (!ras_pool_take(p, &index)) {
-        ras_pool_exhausted(addr, RAS_RETIRE_REASON_QMP);
-        error_setg(errp, "the sequestered pool is full (%u pages)",
-                   p->pool_pages);
-        return NULL;
-    }
-    if (!ras_retire(p, addr, RAS_RETIRE_REASON_QMP, index, &r, errp)) {
+    if (!ras_retire(p, addr, 1, RAS_RETIRE_REASON_QMP, false, &r, errp)) {
         return NULL;
     }
     return g_memdup2(&r, sizeof(r));
+}
+
+RasRetiredPageList *qmp_ras_retire_pages(uint64_t addr, uint32_t pages,
+                                         Error **errp)
+{
+    RasPolicy *p = ras_policy_needed(errp);
+    RasRetiredPageList *head = NULL, **tail = &head;
+    g_autofree RasRetiredPage *r = NULL;
+    uint32_t i;
+
+    if (!p) {
+        return NULL;
+    }
+    if (!pages || pages > RAS_MAX_BATCH) {
+        error_setg(errp, "pages=%u: a batch is 1 to %u pages", pages,
+                   RAS_MAX_BATCH);
+        return NULL;
+    }
+    addr &= ~((uint64_t)p->page_size - 1);
+    r = g_new(RasRetiredPage, pages);
+    if (!ras_retire(p, addr, pages, RAS_RETIRE_REASON_QMP, false, r, errp)) {
+        return NULL;
+    }
+    for (i = 0; i < pages; i++) {
+        QAPI_LIST_APPEND(tail, g_memdup2(&r[i], sizeof(r[i])));
+    }
+    return head;
+}
+
+static gint ras_addr_cmp(gconstpointer a, gconstpointer b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* The poisoned pages' addresses, sorted.  BQL. */
+static GArray *ras_poisoned_addrs(RasPolicy *p)
+{
+    GArray *a = g_array_new(false, false, sizeof(uint64_t));
+    GHashTableIter it;
+    RasPage *pg;
+
+    g_hash_table_iter_init(&it, p->pages);
+    while (g_hash_table_iter_next(&it, NULL, (gpointer *)&pg)) {
+        if (pg->poisoned) {
+            g_array_append_val(a, pg->addr);
+        }
+    }
+    g_array_sort(a, ras_addr_cmp);
+    return a;
+}
+
+RasPoisonedPageList *qmp_query_poisoned_pages(Error **errp)
+{
+    RasPolicy *p = ras_policy_needed(errp);
+    g_autoptr(GArray) a = NULL;
+    RasPoisonedPageList *head = NULL, **tail = &head;
+    guint i;
+
+    if (!p) {
+        return NULL;
+    }
+    a = ras_poisoned_addrs(p);
+    for (i = 0; i < a->len; i++) {
+        RasPoisonedPage *pp = g_new0(RasPoisonedPage, 1);
+
+        pp->addr = g_array_index(a, uint64_t, i);
+        QAPI_LIST_APPEND(tail, pp);
+    }
+    return head;
 }
 
 RasRetiredPageList *qmp_query_retired_pages(Error **errp)
@@ -423,6 +704,56 @@ RasPoolInfo *qmp_query_ras_pool(Error **errp)
     info->free = p->pool_pages - p->pool_used;
     return info;
 }
+
+/* ---- migration ---------------------------------------------------------- */
+
+static int ras_policy_pre_save(void *opaque)
+{
+    RasPolicy *p = opaque;
+    GArray *a = ras_poisoned_addrs(p);
+
+    g_free(p->mig_poisoned);
+    p->mig_npoisoned = a->len;
+    p->mig_poisoned = (uint64_t *)g_array_free(a, false);
+    return 0;
+}
+
+/* The destination poisons what the source had poisoned. */
+static int ras_policy_post_load(void *opaque, int version_id)
+{
+    RasPolicy *p = opaque;
+    uint32_t i;
+
+    for (i = 0; i < p->mig_npoisoned; i++) {
+        RasPage *pg = ras_page_get(p, p->mig_poisoned[i] &
+                                      ~((uint64_t)p->page_size - 1));
+
+        pg->poisoned = true;
+        ras_poison_install(p, pg);
+    }
+    g_clear_pointer(&p->mig_poisoned, g_free);
+    p->mig_npoisoned = 0;
+    return 0;
+}
+
+/*
+ * The policy's section: the poisoned pages (retired pages need nothing:
+ * their RAM travels as any RAM, and the destination's pages are not
+ * failing).  Both sides must have a ras-policy, as for any device.
+ */
+static const VMStateDescription vmstate_ras_policy = {
+    .name = "qemu-tiers/ras-policy",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .pre_save = ras_policy_pre_save,
+    .post_load = ras_policy_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(mig_npoisoned, RasPolicy),
+        VMSTATE_VARRAY_UINT32_ALLOC(mig_poisoned, RasPolicy, mig_npoisoned,
+                                    0, vmstate_info_uint64, uint64_t),
+        VMSTATE_END_OF_LIST()
+    },
+};
 
 /* ---- the object --------------------------------------------------------- */
 
@@ -467,12 +798,16 @@ static void ras_policy_complete(UserCreatable *uc, Error **errp)
     }
     p->bh = qemu_bh_new(ras_policy_bh, p);
     exit_router_register_platform(&ras_policy_ops, p);
+    vmstate_register_any(NULL, &vmstate_ras_policy, p);
 }
 
 static bool ras_policy_can_be_deleted(UserCreatable *uc)
 {
+    RasPolicy *p = RAS_POLICY(uc);
+    g_autoptr(GArray) poisoned = ras_poisoned_addrs(p);
+
     /* Retired pages stay mapped from the pool for the VM's life. */
-    return !RAS_POLICY(uc)->pool_used;
+    return !p->pool_used && !poisoned->len;
 }
 
 #define RAS_PROP_U32(field)                                                 \
@@ -531,6 +866,7 @@ static void ras_policy_finalize(Object *obj)
     RasPolicy *p = RAS_POLICY(obj);
 
     if (p->bh) {
+        vmstate_unregister(NULL, &vmstate_ras_policy, p);
         exit_router_register_platform(NULL, NULL);
         qemu_bh_delete(p->bh);
     }
@@ -543,6 +879,7 @@ static void ras_policy_finalize(Object *obj)
     g_hash_table_destroy(p->pages);
     g_array_free(p->retired, true);
     g_array_free(p->queue, true);
+    g_free(p->mig_poisoned);
 }
 
 static void ras_policy_class_init(ObjectClass *oc, void *data)

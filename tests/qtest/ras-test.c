@@ -156,7 +156,7 @@ static void test_bad_input(void)
     retire(qts, BASE + PAGE);
     e4 = qmp_error(qts, "{ 'execute': 'ras-retire-page', 'arguments': "
                    "{ 'addr': %" PRIu64 " } }", (uint64_t)BASE + 2 * PAGE);
-    g_assert(e4 && strstr(e4, "pool is full (2 pages)"));
+    g_assert(e4 && strstr(e4, "pool is full (2 pages, 0 free, 1 asked for)"));
     qobject_unref(qtest_qmp_eventwait_ref(qts, "RAS_POOL_EXHAUSTED"));
     g_assert_cmpint(retired_count(qts), ==, 2);
     g_assert_cmpuint(bad_words(qts, BASE, 1), ==, 0);
@@ -241,6 +241,166 @@ static void test_corrected_errors_retire(void)
     qtest_quit(qts);
 }
 
+static QDict *retire_pages(QTestState *qts, uint64_t addr, uint32_t pages)
+{
+    return qtest_qmp(qts, "{ 'execute': 'ras-retire-pages', 'arguments': "
+                     "{ 'addr': %" PRIu64 ", 'pages': %u } }", addr, pages);
+}
+
+/*
+ * A batch of 512 pages in one stop of the vCPUs: consecutive pool pages,
+ * one pause shared by all, every page's contents kept; bad batches
+ * change nothing.
+ */
+static void test_batch(void)
+{
+    QTestState *qts = ras_start("-object ras-policy,id=ras,pool-pages=600");
+    g_autofree char *e1 = NULL, *e2 = NULL, *e3 = NULL, *e4 = NULL;
+    g_autofree char *e5 = NULL;
+    QDict *rsp;
+    QListEntry *e;
+    int64_t pause = -1;
+    unsigned i = 0;
+
+    for (i = 0; i < 513; i++) {
+        fill(qts, BASE + i * PAGE, 3);
+    }
+    e1 = qmp_error(qts, "{ 'execute': 'ras-retire-pages', 'arguments': "
+                   "{ 'addr': %" PRIu64 ", 'pages': 0 } }", (uint64_t)BASE);
+    g_assert(e1 && strstr(e1, "pages=0: a batch is 1 to 512 pages"));
+    e2 = qmp_error(qts, "{ 'execute': 'ras-retire-pages', 'arguments': "
+                   "{ 'addr': %" PRIu64 ", 'pages': 513 } }",
+                   (uint64_t)BASE);
+    g_assert(e2 && strstr(e2, "pages=513"));
+    /* Across the end of RAM (64 MiB). */
+    e3 = qmp_error(qts, "{ 'execute': 'ras-retire-pages', 'arguments': "
+                   "{ 'addr': %" PRIu64 ", 'pages': 4 } }",
+                   (uint64_t)64 * 1024 * 1024 - 2 * PAGE);
+    g_assert(e3 && strstr(e3, "0x4000000 is not guest RAM"));
+    g_assert_cmpint(pool_field(qts, "used"), ==, 0);
+
+    rsp = retire_pages(qts, BASE, 512);
+    i = 0;
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
+        QDict *r = qobject_to(QDict, qlist_entry_obj(e));
+
+        g_assert_cmpint(qdict_get_int(r, "addr"), ==, BASE + i * PAGE);
+        g_assert_cmpint(qdict_get_int(r, "pool-index"), ==, i);
+        g_assert_false(qdict_get_bool(r, "lost"));
+        g_assert_cmpint(qdict_get_int(r, "remap-ns"), <=,
+                        qdict_get_int(r, "pause-ns"));
+        if (pause < 0) {
+            pause = qdict_get_int(r, "pause-ns");
+        }
+        g_assert_cmpint(qdict_get_int(r, "pause-ns"), ==, pause);
+        i++;
+    }
+    qobject_unref(rsp);
+    g_assert_cmpint(i, ==, 512);
+    g_assert_cmpint(retired_count(qts), ==, 512);
+    for (i = 0; i < 513; i++) {
+        g_assert_cmpuint(bad_words(qts, BASE + i * PAGE, 3), ==, 0);
+    }
+    /* Still writable, and the page after the batch untouched. */
+    fill(qts, BASE + 100 * PAGE, 4);
+    g_assert_cmpuint(bad_words(qts, BASE + 100 * PAGE, 4), ==, 0);
+
+    /* A batch that overlaps a retired page, one larger than the pool. */
+    e4 = qmp_error(qts, "{ 'execute': 'ras-retire-pages', 'arguments': "
+                   "{ 'addr': %" PRIu64 ", 'pages': 2 } }",
+                   (uint64_t)BASE + 511 * PAGE);
+    g_assert(e4 && strstr(e4, "already retired"));
+    e5 = qmp_error(qts, "{ 'execute': 'ras-retire-pages', 'arguments': "
+                   "{ 'addr': %" PRIu64 ", 'pages': 100 } }",
+                   (uint64_t)BASE + 1024 * PAGE);
+    g_assert(e5 && strstr(e5, "pool is full (600 pages, 88 free, 100"));
+    g_assert_cmpint(pool_field(qts, "used"), ==, 512);
+    qmp_ok(qts, "{ 'execute': 'query-status' }");
+    qtest_quit(qts);
+}
+
+static int64_t poisoned_count(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-poisoned-pages' }");
+    QListEntry *e;
+    int64_t n = 0;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
+        n++;
+    }
+    qobject_unref(rsp);
+    return n;
+}
+
+#define RAS_MIG_ARGS                                                    \
+    "-object ras-policy,id=ras,pool-pages=16 "                          \
+    "-object exit-route,id=ras-mce,event=mce,handler=platform"
+
+/*
+ * Uncorrected errors poison their pages: reads of them return all ones
+ * (with a vCPU reading, a machine check: tests/boot), retiring one is
+ * refused, their neighbours are untouched.  Migration carries retired
+ * pages' contents and the poison: the destination has the same poisoned
+ * pages.
+ */
+static void test_poison_migrates(void)
+{
+    static const unsigned poisoned[] = { 3, 5, 9 };
+    g_autofree char *path = g_strdup_printf("%s/ras-mig-%d",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    g_autofree char *e1 = NULL;
+    QTestState *src = ras_start(RAS_MIG_ARGS);
+    QTestState *dst;
+    unsigned i;
+
+    for (i = 0; i < 12; i++) {
+        fill(src, BASE + i * PAGE, 5);
+    }
+    for (i = 0; i < ARRAY_SIZE(poisoned); i++) {
+        inject(src, SRAO, BASE + poisoned[i] * PAGE + 0x80);
+    }
+    g_assert_cmpint(poisoned_count(src), ==, 3);
+    g_assert_cmpint(tiers_route_stat(src, "ras-mce", "delivered"), ==, 3);
+    g_assert_cmphex(qtest_readl(src, BASE + 3 * PAGE + 8), ==, 0xffffffff);
+    e1 = qmp_error(src, "{ 'execute': 'ras-retire-page', 'arguments': "
+                   "{ 'addr': %" PRIu64 " } }", (uint64_t)BASE + 5 * PAGE);
+    g_assert(e1 && strstr(e1, "is poisoned"));
+    qobject_unref(retire_pages(src, BASE + 10 * PAGE, 2));
+    retire(src, BASE);
+    g_assert_cmpint(retired_count(src), ==, 3);
+
+    tiers_save_state(src, path);
+    qtest_quit(src);
+    dst = qtest_initf("-machine pc -m 64 -nodefaults -cpu "
+                      "qemu64,vendor=GenuineIntel,family=6,model=85 "
+                      RAS_MIG_ARGS " -incoming defer");
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s } }", uri);
+    for (;;) {
+        QDict *q = qtest_qmp(dst, "{ 'execute': 'query-status' }");
+        bool done = strcmp(qdict_get_str(qdict_get_qdict(q, "return"),
+                                         "status"), "inmigrate") != 0;
+
+        qobject_unref(q);
+        if (done) {
+            break;
+        }
+        g_usleep(10000);
+    }
+    g_assert_cmpint(poisoned_count(dst), ==, 3);
+    for (i = 0; i < 12; i++) {
+        if (i == 3 || i == 5 || i == 9) {
+            g_assert_cmphex(qtest_readl(dst, BASE + i * PAGE), ==,
+                            0xffffffff);
+        } else {
+            g_assert_cmpuint(bad_words(dst, BASE + i * PAGE, 5), ==, 0);
+        }
+    }
+    qtest_quit(dst);
+    unlink(path);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -252,5 +412,7 @@ int main(int argc, char **argv)
     qtest_add_func("/ras/no-policy", test_no_policy);
     qtest_add_func("/ras/corrected-errors-retire",
                    test_corrected_errors_retire);
+    qtest_add_func("/ras/batch", test_batch);
+    qtest_add_func("/ras/poison-migrates", test_poison_migrates);
     return g_test_run();
 }
