@@ -69,6 +69,8 @@ if [ ! -f "$fork_stamp" ] || [ "$(cat "$fork_stamp")" != "$patch_key" ]; then
     ln -s ../accel/route/exit-route.json "$TOP/qemu.tmp/qapi/exit-route.json"
     ln -s ../../hw/ras "$TOP/qemu.tmp/hw/ras"
     ln -s ../hw/ras/ras.json "$TOP/qemu.tmp/qapi/ras.json"
+    ln -s ../../hw/ivq "$TOP/qemu.tmp/hw/ivq"
+    ln -s ../hw/ivq/ivq.json "$TOP/qemu.tmp/qapi/ivq.json"
     # cp -a kept pristine mtimes, so ninja and ccache redo only what changed.
     rm -rf "$TOP/qemu"
     mv "$TOP/qemu.tmp" "$TOP/qemu"
