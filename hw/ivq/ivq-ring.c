@@ -26,6 +26,12 @@
 QEMU_BUILD_BUG_ON(sizeof(IvqMsgHeader) != IVQ_REC_ALIGN);
 QEMU_BUILD_BUG_ON(sizeof(IvqRegionCtl) > IVQ_CTL_SIZE);
 
+/*
+ * The queue lock this thread holds, if any: a thread holds at most one
+ * (docs/locking.rst), and only inside push and pop.
+ */
+static __thread IvqRegionCtl *ivq_held;
+
 /* The owner's set-up of its fresh (zeroed) region. */
 void ivq_ring_init_ctl(IvqRegionCtl *ctl, uint32_t ring_off,
                        uint32_t ring_size)
@@ -84,16 +90,23 @@ uint32_t ivq_ring_max_payload(const IvqRing *r)
  */
 static bool ivq_ring_lock(IvqRing *r)
 {
-    int ret = pthread_mutex_lock(&r->ctl->lock);
+    int ret;
 
+    assert(bql_locked() && !ivq_held);
+    ret = pthread_mutex_lock(&r->ctl->lock);
     if (ret == EOWNERDEAD) {
         ret = pthread_mutex_consistent(&r->ctl->lock);
+    }
+    if (ret == 0) {
+        ivq_held = r->ctl;
     }
     return ret == 0;
 }
 
 static void ivq_ring_unlock(IvqRing *r)
 {
+    assert(ivq_held == r->ctl);
+    ivq_held = NULL;
     pthread_mutex_unlock(&r->ctl->lock);
 }
 
