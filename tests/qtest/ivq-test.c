@@ -86,10 +86,12 @@ static void reap(GPid pid, int sig)
     g_spawn_close_pid(pid);
 }
 
-static void broker_start(Env *e)
+/* The broker, letting in only @uid (ours, unless a test says). */
+static void broker_start_uid(Env *e, uid_t uid)
 {
+    g_autofree char *u = g_strdup_printf("%u", (unsigned)uid);
     char *argv[] = { (char *)broker_path, (char *)"-s", e->sock,
-                     (char *)"-q", NULL };
+                     (char *)"-u", u, (char *)"-q", NULL };
     int i;
 
     e->broker = spawn(argv);
@@ -97,6 +99,11 @@ static void broker_start(Env *e)
         g_usleep(10000);
     }
     g_assert_true(g_file_test(e->sock, G_FILE_TEST_EXISTS));
+}
+
+static void broker_start(Env *e)
+{
+    broker_start_uid(e, getuid());
 }
 
 static uint32_t rd(Vm *v, uint32_t reg)
@@ -123,15 +130,11 @@ static bool wait_reg(Vm *v, uint32_t reg, uint32_t mask, uint32_t want)
     return false;
 }
 
-static void vm_start(Env *e, Vm *v, const char *name, const char *chr_opts,
-                     const char *dev_opts)
+/* The device's BARs mapped, its geometry read. */
+static void vm_map(Vm *v)
 {
     uint64_t size;
 
-    v->qs = qtest_pc_boot("-machine pc -m 32 -nodefaults "
-                          "-chardev socket,id=brk,path=%s%s "
-                          "-device ivq,chardev=brk,name=%s,id=q,addr=%d.0%s",
-                          e->sock, chr_opts, name, SLOT, dev_opts);
     v->qts = v->qs->qts;
     v->dev = qpci_device_find(v->qs->pcibus, QPCI_DEVFN(SLOT, 0));
     g_assert_nonnull(v->dev);
@@ -145,8 +148,19 @@ static void vm_start(Env *e, Vm *v, const char *name, const char *chr_opts,
     v->rx_off = rd(v, RX_OFF);
     v->rx_size = rd(v, RX_SIZE);
     g_assert_cmpuint(v->rx_off + v->rx_size, <=, size);
-    g_assert_true(wait_reg(v, ID, 0xffffffff, rd(v, ID)) &&
-                  wait_reg(v, ID, 0x80000000, 0));
+}
+
+#define VM_ARGS "-machine pc -m 32 -nodefaults -chardev socket,id=brk,path="
+#define VM_DEV  "-device ivq,chardev=brk,id=q,addr=4.0,name="
+
+/* A VM connected to the broker (its ID known). */
+static void vm_start(Env *e, Vm *v, const char *name, const char *chr_opts,
+                     const char *dev_opts)
+{
+    v->qs = qtest_pc_boot(VM_ARGS "%s%s " VM_DEV "%s%s", e->sock, chr_opts,
+                          name, dev_opts);
+    vm_map(v);
+    g_assert_true(wait_reg(v, ID, 0x80000000, 0));
     v->id = rd(v, ID);
 }
 
@@ -751,6 +765,85 @@ static void test_broker_restart(void)
     env_stop(e);
 }
 
+/* A uid the broker does not allow: refused, the VM runs disconnected. */
+static void test_uid_refused(void)
+{
+    Env *e = g_new0(Env, 1);
+    Vm *a = &e->a;
+    QDict *info;
+
+    e->dir = g_dir_make_tmp("ivq-test-XXXXXX", NULL);
+    e->sock = g_build_filename(e->dir, "broker.sock", NULL);
+    broker_start_uid(e, getuid() + 1);
+    a->qs = qtest_pc_boot(VM_ARGS "%s " VM_DEV "vm-a", e->sock);
+    vm_map(a);
+    g_usleep(200000);
+    g_assert_cmphex(rd(a, ID), ==, IVQ_NO_PEER);
+    g_assert_cmphex(rd(a, PEERS), ==, 0);
+    g_assert_cmpuint(send_one(a, 0, 8, 1, true), ==, PEER_DOWN);
+    info = ivq_info(a);
+    g_assert_false(qdict_get_bool(info, "connected"));
+    g_assert_false(qdict_haskey(info, "peer-id"));
+    qobject_unref(info);
+    env_stop(e);
+}
+
+/*
+ * Disconnected (the broker gone, no reconnect), a VM migrates: the
+ * registers, the window and the messages in its queue arrive.
+ */
+static void test_migration_disconnected(void)
+{
+    Env *e = env_start("", "");
+    Vm *a = &e->a, dst = { 0 };
+    g_autofree char *path = g_build_filename(e->dir, "state", NULL);
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    GArray *got;
+    uint32_t i;
+
+    for (i = 1; i <= 3; i++) {
+        g_assert_cmpuint(send_one(a, a->id, 40 * i, i, true), ==, OK);
+    }
+    wr(a, INT_MASK, INT_RX | INT_PEER);
+    reap(e->broker, SIGTERM);
+    e->broker = 0;
+    g_assert_true(wait_reg(a, ID, ~0u, IVQ_NO_PEER));
+    tiers_save_state(a->qts, path);
+
+    /* No broker there either: it would reconnect in a minute. */
+    dst.qs = qtest_pc_boot(VM_ARGS "%s,reconnect-ms=60000 " VM_DEV
+                           "vm-a -incoming defer", e->sock);
+    qtest_qmp_assert_success(dst.qs->qts, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s } }", uri);
+    for (;;) {
+        QDict *q = qtest_qmp(dst.qs->qts, "{ 'execute': 'query-status' }");
+        bool done = strcmp(qdict_get_str(qdict_get_qdict(q, "return"),
+                                         "status"), "inmigrate");
+
+        qobject_unref(q);
+        if (done) {
+            break;
+        }
+        g_usleep(10000);
+    }
+    vm_map(&dst);
+    g_assert_cmphex(rd(&dst, INT_MASK), ==, INT_RX | INT_PEER);
+    g_assert_cmpuint(rd(&dst, RX_COUNT), ==, 3);
+    g_assert_cmpuint(recv_all(&dst, &got), ==, 3);
+    for (i = 0; i < 3; i++) {
+        Msg *m = &g_array_index(got, Msg, i);
+        uint8_t want[120];
+
+        g_assert_cmpuint(m->h.src, ==, a->id);
+        g_assert_cmpuint(m->h.tag, ==, i + 1);
+        pattern(want, m->h.len, i + 1);
+        g_assert_cmpmem(m->data, m->h.len, want, 40 * (i + 1));
+    }
+    msgs_free(got);
+    vm_stop(&dst);
+    env_stop(e);
+}
+
 /* Migration is refused while connected, with the reason. */
 static void test_migration_blocked(void)
 {
@@ -783,6 +876,9 @@ int main(int argc, char **argv)
     qtest_add_func("/ivq/peer-killed", test_peer_killed);
     qtest_add_func("/ivq/broker-restart", test_broker_restart);
     qtest_add_func("/ivq/migration-blocked", test_migration_blocked);
+    qtest_add_func("/ivq/migration-disconnected",
+                   test_migration_disconnected);
+    qtest_add_func("/ivq/uid-refused", test_uid_refused);
     qtest_add_func("/ivq/no-loss", test_no_loss);
     return g_test_run();
 }

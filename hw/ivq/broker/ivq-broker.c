@@ -49,6 +49,7 @@ typedef struct Client {
     int fd;
     bool peer;                  /* WELCOMEd */
     bool dead;                  /* to be dropped by the main loop */
+    bool banned;                /* uid not allowed: refused at HELLO */
     uint32_t id;
     uid_t uid;
     pid_t pid;
@@ -278,6 +279,8 @@ static void readable(Client *c)
     }
     if (n <= 0) {
         c->dead = true;
+    } else if (c->banned) {
+        refuse(c, "uid not allowed");
     } else if (n != sizeof(m) || m.magic != IVQ_PROTO_MAGIC ||
                m.version != IVQ_PROTO_VERSION) {
         say("pid %d: not an ivq HELLO (%zd bytes), dropping it", (int)c->pid,
@@ -334,9 +337,10 @@ static void accept_one(int lfd)
         ok |= allowed[i] == cred.uid;
     }
     if (!ok) {
+        /* Told after its HELLO, so that it reads why. */
         say("pid %d: uid %u is not allowed, refused", (int)cred.pid,
             (unsigned)cred.uid);
-        refuse(c, "uid not allowed");
+        c->banned = true;
     }
 }
 
