@@ -176,6 +176,7 @@ bool ivq_ring_attach(IvqRing *r, void *region, size_t region_size);
 uint32_t ivq_ring_push(IvqRing *r, const IvqMsgHeader *hdr,
                        const void *payload);
 uint32_t ivq_ring_pop(IvqRing *r, uint32_t n, uint64_t *bytes);
+void ivq_ring_flush(IvqRing *r);
 void ivq_ring_indices(IvqRing *r, uint32_t *head, uint32_t *tail,
                       uint32_t *count);
 uint32_t ivq_ring_max_payload(const IvqRing *r);

@@ -219,6 +219,17 @@ uint32_t ivq_ring_pop(IvqRing *r, uint32_t n, uint64_t *bytes)
     return IVQ_ST_OK;
 }
 
+/* Empties the queue (device reset): whatever its headers say. */
+void ivq_ring_flush(IvqRing *r)
+{
+    if (!ivq_ring_lock(r)) {
+        return;
+    }
+    qatomic_set(&r->ctl->head, r->ctl->tail);
+    r->ctl->count = 0;
+    ivq_ring_unlock(r);
+}
+
 /* A snapshot of the indices, for the registers. */
 void ivq_ring_indices(IvqRing *r, uint32_t *head, uint32_t *tail,
                       uint32_t *count)

@@ -446,22 +446,24 @@ static void ivq_realize(PCIDevice *d, Error **errp)
     IvqState *s = IVQ(d);
 
     s->region_fd = -1;
-    if (!ivq_check_props(s, errp) || !ivq_region_create(s, errp)) {
-        ivq_region_free(s);
+    if (!ivq_check_props(s, errp)) {
         return;
     }
-    if (event_notifier_init(&s->doorbell, 0) < 0 ||
-        event_notifier_init(&s->db_noexit, 0) < 0) {
-        error_setg_errno(errp, errno, "ivq '%s': cannot create eventfds",
+    if (!ivq_region_create(s, errp)) {
+        goto fail_region;
+    }
+    if (event_notifier_init(&s->doorbell, 0) < 0) {
+        error_setg_errno(errp, errno, "ivq '%s': cannot create its doorbell",
                          s->name);
-        ivq_region_free(s);
-        return;
+        goto fail_region;
+    }
+    if (event_notifier_init(&s->db_noexit, 0) < 0) {
+        error_setg_errno(errp, errno, "ivq '%s': cannot create its no-exit "
+                         "doorbell", s->name);
+        goto fail_doorbell;
     }
     if (msix_init_exclusive_bar(d, 1, 1, errp)) {
-        event_notifier_cleanup(&s->db_noexit);
-        event_notifier_cleanup(&s->doorbell);
-        ivq_region_free(s);
-        return;
+        goto fail_noexit;
     }
     msix_vector_use(d, 0);
     d->config[PCI_INTERRUPT_PIN] = 1;
@@ -485,6 +487,14 @@ static void ivq_realize(PCIDevice *d, Error **errp)
     s->send.count = 1;
     ivq_link_init(s);
     trace_ivq_realize(s->name, s->send_size, s->queue_size);
+    return;
+
+fail_noexit:
+    event_notifier_cleanup(&s->db_noexit);
+fail_doorbell:
+    event_notifier_cleanup(&s->doorbell);
+fail_region:
+    ivq_region_free(s);
 }
 
 static void ivq_exit(PCIDevice *d)
@@ -506,8 +516,6 @@ static void ivq_exit(PCIDevice *d)
 static void ivq_reset(DeviceState *dev)
 {
     IvqState *s = IVQ(dev);
-    uint32_t head, tail, count;
-    uint64_t bytes;
 
     s->int_status = 0;
     s->int_mask = 0;
@@ -515,10 +523,7 @@ static void ivq_reset(DeviceState *dev)
     s->send_done = 0;
     s->send = (IvqSendRegs) { .dest = 0, .count = 1 };
     /* A reset guest starts with an empty queue. */
-    ivq_ring_indices(&s->ring, &head, &tail, &count);
-    if (count) {
-        ivq_ring_pop(&s->ring, count, &bytes);
-    }
+    ivq_ring_flush(&s->ring);
     ivq_update_irq(s, 0);
 }
 

@@ -765,6 +765,35 @@ static void test_broker_restart(void)
     env_stop(e);
 }
 
+/*
+ * A reset guest starts with an empty queue and masked interrupts; it
+ * stays connected, with its id.
+ */
+static void test_reset(void)
+{
+    Env *e = env_start("", "");
+    Vm *a = &e->a, *b = &e->b;
+    GArray *got;
+
+    g_assert_cmpuint(send_one(a, b->id, 64, 1, true), ==, OK);
+    g_assert_cmpuint(send_one(a, b->id, 64, 2, true), ==, OK);
+    wr(b, INT_MASK, INT_RX);
+    qtest_qmp_assert_success(b->qts, "{ 'execute': 'system_reset' }");
+    qtest_qmp_eventwait(b->qts, "RESET");
+    g_free(b->dev);
+    vm_map(b);
+    g_assert_cmpuint(rd(b, RX_COUNT), ==, 0);
+    g_assert_cmpuint(rd(b, RX_HEAD), ==, rd(b, RX_TAIL));
+    g_assert_cmpuint(rd(b, INT_MASK), ==, 0);
+    g_assert_cmpuint(rd(b, SEND_COUNT), ==, 1);
+    g_assert_cmpuint(rd(b, ID), ==, b->id);
+    g_assert_cmpuint(send_one(a, b->id, 64, 3, true), ==, OK);
+    g_assert_cmpuint(recv_all(b, &got), ==, 1);
+    g_assert_cmpuint(g_array_index(got, Msg, 0).h.tag, ==, 3);
+    msgs_free(got);
+    env_stop(e);
+}
+
 /* A uid the broker does not allow: refused, the VM runs disconnected. */
 static void test_uid_refused(void)
 {
@@ -879,6 +908,7 @@ int main(int argc, char **argv)
     qtest_add_func("/ivq/migration-disconnected",
                    test_migration_disconnected);
     qtest_add_func("/ivq/uid-refused", test_uid_refused);
+    qtest_add_func("/ivq/reset", test_reset);
     qtest_add_func("/ivq/no-loss", test_no_loss);
     return g_test_run();
 }
