@@ -13,7 +13,7 @@
  * workload NAME instead, so that the measured device contends only with
  * another device's accesses.  Options come from the multiboot command
  * line (-append): n=, rounds=, smp=, only=, ap=, irq=, waitcheck=,
- * gatecheck=, straddle=, platform=, memcheck=.
+ * gatecheck=, straddle=, platform=, memcheck=, memprobe=.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -1044,12 +1044,17 @@ static void platform_events(u32 aps)
  *
  * P: vCPU 0's passes, A: the smallest pass count of any vCPU, B: words
  * that differed, M: machine checks taken.
+ *
+ * memprobe=N adds N probe pages after the checked ones, never written:
+ * before each report vCPU 0 reads one of them, in turn.  A page the host
+ * poisoned raises a machine check on that read (counted in M); one read
+ * per report keeps the #MCs (broadcast to every vCPU) far apart.
  */
 #define MEMCHECK_BASE       0x1000000u      /* 16 MiB */
 #define MEMCHECK_MAX_PAGES  65536u
 #define MEMCHECK_REPORT     4
 
-static u32 memcheck_pages, memcheck_cpus;
+static u32 memcheck_pages, memcheck_cpus, memcheck_probes;
 static u16 memcheck_gen[MEMCHECK_MAX_PAGES];
 /* volatile: each vCPU writes its own, vCPU 0 reads them all. */
 static volatile u32 memcheck_pass[MAX_CPUS], memcheck_bad[MAX_CPUS];
@@ -1087,6 +1092,14 @@ static void memcheck_cpu(u32 me)
         if (me == 0 && memcheck_pass[0] % MEMCHECK_REPORT == 0) {
             u32 bad = 0, mce = 0, least = memcheck_pass[0], c;
 
+            if (memcheck_probes) {
+                u32 k = memcheck_pass[0] / MEMCHECK_REPORT % memcheck_probes;
+
+                /* volatile: the read itself is the probe. */
+                (void)*(volatile u32 *)(MEMCHECK_BASE +
+                                        (memcheck_pages + k) * 4096u);
+            }
+
             for (c = 0; c < memcheck_cpus; c++) {
                 bad += memcheck_bad[c];
                 mce += plat_mce[c];
@@ -1107,7 +1120,7 @@ static void memcheck_cpu(u32 me)
     }
 }
 
-static void memcheck(u32 pages, u32 aps)
+static void memcheck(u32 pages, u32 probes, u32 aps)
 {
     u32 p, i, v;
 
@@ -1115,6 +1128,7 @@ static void memcheck(u32 pages, u32 aps)
         pages = MEMCHECK_MAX_PAGES;
     }
     memcheck_pages = pages;
+    memcheck_probes = pages + probes <= MEMCHECK_MAX_PAGES ? probes : 0;
     memcheck_cpus = aps + 1 < MAX_CPUS ? aps + 1 : MAX_CPUS;
     for (v = 0; v < 256; v++) {
         idt_set(v, irq_other_entry);
@@ -1196,7 +1210,7 @@ void bench_main(struct multiboot_info *mbi)
         platform_events(aps);       /* does not return */
     }
     if (opt_u32("memcheck", 0)) {
-        memcheck(opt_u32("memcheck", 0), aps);     /* does not return */
+        memcheck(opt_u32("memcheck", 0), opt_u32("memprobe", 0), aps);     /* does not return */
     }
     for (i = 0; i < N_WORKLOADS; i++) {
         if (!selected(workloads[i].name, !workloads[i].only_by_name)) {

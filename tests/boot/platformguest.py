@@ -4,6 +4,7 @@ with its bank 9 (where QEMU logs the errors it injects), on COM1.
 """
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -28,6 +29,42 @@ def check(what, ok, detail=""):
     if not ok:
         print("   %s" % detail)
         failures.append(what)
+
+
+def thread_of(qmp, cpu_index):
+    """The host thread id of vCPU @cpu_index."""
+    for c in qmp.cmd("query-cpus-fast"):
+        if c["cpu-index"] == cpu_index:
+            return c["thread-id"]
+    raise RuntimeError("no vCPU %d" % cpu_index)
+
+
+def sigbus_env(req):
+    """The environment of a QEMU that can be made to take a SIGBUS
+    (tests/boot/sigbus-inject.c); @req: its request file."""
+    return dict(os.environ, LD_PRELOAD=os.environ["QT_SIGBUS_INJECT"],
+                QT_SIGBUS_REQUEST=req)
+
+
+def send_sigbus(pid, req, tid, code, addr):
+    """Has QEMU @pid (started with sigbus_env(@req)) queue SIGBUS @code
+    at host @addr to its thread @tid (0: the process); returns the
+    helper's answer."""
+    done = req + ".done"
+    if os.path.exists(done):
+        os.unlink(done)
+    with open(req, "w") as f:
+        f.write("%d %d %x\n" % (tid, code, addr))
+    os.kill(pid, signal.SIGUSR2)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if os.path.exists(done):
+            with open(done) as f:
+                answer = f.read().strip()
+            if answer:
+                return answer
+        time.sleep(0.001)
+    return "no answer"
 
 
 def kvm_skip(accel):

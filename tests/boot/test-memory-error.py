@@ -32,7 +32,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from platformguest import SRAO, Guest, check, failures  # noqa: E402
+import platformguest  # noqa: E402
+from platformguest import (SRAO, Guest, check, failures,  # noqa: E402
+                           sigbus_env, thread_of)
 
 BUS_MCEERR_AR, BUS_MCEERR_AO = 4, 5
 GPA = 0x3000000             # 48 MiB: guest RAM the bench guest leaves alone
@@ -51,17 +53,9 @@ def ram_hva(pid, path):
     raise RuntimeError("guest RAM %s not mapped in %d" % (path, pid))
 
 
-def thread_of(qmp, cpu_index):
-    for c in qmp.cmd("query-cpus-fast"):
-        if c["cpu-index"] == cpu_index:
-            return c["thread-id"]
-    raise RuntimeError("no vCPU %d" % cpu_index)
-
-
 def start(which, tmp):
     ram = "/dev/shm/qt-memerr-%d-%s" % (os.getpid(), which)
-    env = dict(os.environ, LD_PRELOAD=os.environ["QT_SIGBUS_INJECT"],
-               QT_SIGBUS_REQUEST=os.path.join(tmp, which + ".req"))
+    env = sigbus_env(os.path.join(tmp, which + ".req"))
     g = Guest(which, "tcg", tmp, env=env, extra=[
         "-cpu", CPU,
         "-object", "memory-backend-file,id=ram,size=64M,share=on,"
@@ -72,21 +66,7 @@ def start(which, tmp):
 
 
 def send_sigbus(g, tid, code, addr):
-    """Has QEMU queue SIGBUS @code at host @addr to thread @tid (0: the
-    process); returns the helper's answer."""
-    done = g.req + ".done"
-    if os.path.exists(done):
-        os.unlink(done)
-    with open(g.req, "w") as f:
-        f.write("%d %d %x\n" % (tid, code, addr))
-    os.kill(g.proc.pid, signal.SIGUSR2)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if os.path.exists(done):
-            with open(done) as f:
-                return f.read().strip()
-        time.sleep(0.02)
-    return "no answer"
+    return platformguest.send_sigbus(g.proc.pid, g.req, tid, code, addr)
 
 
 def wait_exit(proc, timeout=10):

@@ -4,12 +4,20 @@ the fork's ras-policy.
 
 The bench guest in memcheck mode checks and rewrites a pattern in every
 word of its pages, over and over, on both vCPUs.  Meanwhile the test
-retires its pages: over QMP (ras-retire-page), and by storms of
-corrected machine checks (inject-mce, a route mce -> platform) that
-reach the policy's threshold.  Once every retired page has been checked
-again by the guest, the guest's own verdict must be: no word lost, no
-#MC.  The same run with x-skip-copy=on (a retirement that loses the
-contents, broken on purpose) must be caught by the guest.
+retires its pages: over QMP (ras-retire-page), by storms of corrected
+machine checks (inject-mce, a route mce -> platform) that reach the
+policy's threshold, and by synthetic host memory errors (SIGBUS
+BUS_MCEERR_AO queued to a vCPU thread by tests/boot/sigbus-inject.c, a
+route memory-error -> platform: a predicted failure).  Once every
+retired page has been checked again by the guest, the guest's own
+verdict must be: no word lost, no #MC.  The same run with
+x-skip-copy=on (a retirement that loses the contents, broken on
+purpose) must be caught by the guest.
+
+Then migration: 1000 pages retired, 3 probe pages poisoned (uncorrected
+errors, forwarded), the guest migrated to a second fork.  There its
+pattern is intact (no word lost over the next passes) and its reads of
+the poisoned pages still raise #MC, as on the source.
 
   test-ras-guest.py [RETIREMENTS]    (default 10000; QT_RAS_RETIREMENTS)
 """
@@ -22,34 +30,55 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from platformguest import BUILD, GUEST, QMP, check, failures  # noqa: E402
+from platformguest import (BUILD, GUEST, QMP, check, failures,  # noqa: E402
+                           send_sigbus, sigbus_env, thread_of)
 
 CPU = "qemu64,vendor=GenuineIntel,family=6,model=85"
 BASE = 0x1000000            # MEMCHECK_BASE in bench/guest/bench.c
 CORRECTED = 0x9c0000000000009f
 CE_THRESHOLD = 4
+SRAO = 0xbd000000000000c0
+BUS_MCEERR_AO = 5
 LINE = re.compile(r"BENCH-MEMCHECK pass=(\d+) passes=(\d+) bad=(\d+) "
                   r"mce=(\d+)")
 
 
 class MemcheckGuest:
-    def __init__(self, tmp, pages, pool, extra=""):
-        self.serial = os.path.join(tmp, "serial")
-        sock = os.path.join(tmp, "qmp")
+    def __init__(self, tmp, pages, pool, extra="", probes=0, name="src",
+                 incoming=None):
+        self.serial = os.path.join(tmp, name + ".serial")
+        self.req = os.path.join(tmp, name + ".req")
+        sock = os.path.join(tmp, name + ".qmp")
+        # A file, not a pipe: every host memory error prints a line, and
+        # a full pipe would stop QEMU's main loop.
+        self.err = os.path.join(tmp, name + ".err")
+        self.err_file = open(self.err, "w")
         self.proc = subprocess.Popen(
             [os.path.join(BUILD, "qemu-fork", "qemu-system-x86_64"),
              "-machine", "pc", "-accel", "tcg", "-smp", "2",
-             "-m", str(16 + pages * 4 // 1024 + 16), "-cpu", CPU,
+             "-m", str(16 + (pages + probes) * 4 // 1024 + 16), "-cpu", CPU,
              "-nodefaults", "-display", "none", "-no-reboot",
              "-serial", "file:" + self.serial, "-kernel", GUEST,
-             "-append", "smp=2 memcheck=%d" % pages,
+             "-append", "smp=2 memcheck=%d memprobe=%d" % (pages, probes),
              "-object", "ras-policy,id=ras,pool-pages=%d,ce-threshold=%d%s"
              % (pool, CE_THRESHOLD, extra),
              "-object", "exit-route,id=ras-mce,event=mce,handler=platform",
-             "-qmp", "unix:%s,server=on,wait=off" % sock],
+             "-object", "exit-route,id=ras-memerr,event=memory-error,"
+                        "handler=platform",
+             "-qmp", "unix:%s,server=on,wait=off" % sock] +
+            (["-incoming", incoming] if incoming else []),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE)
+            stderr=self.err_file, env=sigbus_env(self.req))
         self.qmp = QMP(sock)
+
+    def hva(self, gpa):
+        """The host address of guest RAM at @gpa (HMP gpa2hva)."""
+        out = self.qmp.cmd("human-monitor-command",
+                           **{"command-line": "gpa2hva %#x" % gpa})
+        m = re.search(r" is (0x[0-9a-f]+)", out)
+        if not m:
+            raise RuntimeError("gpa2hva %#x: %s" % (gpa, out))
+        return int(m.group(1), 16)
 
     def last(self):
         """(pass, passes, bad, mce) of the guest's last report, or None."""
@@ -74,7 +103,9 @@ class MemcheckGuest:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
-        return self.proc.stderr.read().decode(errors="replace")
+        self.err_file.close()
+        with open(self.err, errors="replace") as f:
+            return f.read()
 
 
 def run(retirements, skip_copy):
@@ -86,11 +117,22 @@ def run(retirements, skip_copy):
                           ",x-skip-copy=on" if skip_copy else "")
         try:
             g.wait_passes(1, 120)
-            by_ce = 0
+            by_ce = by_sigbus = 0
+            hva = g.hva(BASE)
+            vcpu_tids = [thread_of(g.qmp, 0), thread_of(g.qmp, 1)]
             t0 = time.monotonic()
             for i in range(retirements):
                 addr = BASE + i * 4096
-                if i % 4 == 3:
+                if i % 4 == 1:
+                    # A host memory error, action optional, in a vCPU
+                    # thread: the policy retires the page at once.
+                    ans = send_sigbus(g.proc.pid, g.req, vcpu_tids[i % 2],
+                                      BUS_MCEERR_AO,
+                                      hva + i * 4096 + (i % 4096))
+                    if ans != "ok":
+                        raise RuntimeError("SIGBUS %d: %s" % (i, ans))
+                    by_sigbus += 1
+                elif i % 4 == 3:
                     # A storm of corrected errors on the page: retired at
                     # the threshold, in the policy's bottom half.
                     for _ in range(CE_THRESHOLD):
@@ -114,25 +156,82 @@ def run(retirements, skip_copy):
             pool = g.qmp.cmd("query-ras-pool")
         finally:
             err = g.stop()
-    return st, retired, by_ce, took, pool, err
+    return st, retired, (by_ce, by_sigbus), took, pool, err
+
+
+def migrate_run(retirements):
+    """@retirements pages retired and 3 probe pages poisoned under the
+    guest, which is then migrated to a second fork.  The source's last
+    report before migrating and the destination's reports."""
+    pages, probes = retirements + 64, 3
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = "unix:" + os.path.join(tmp, "mig")
+        src = MemcheckGuest(tmp, pages, retirements, probes=probes)
+        dst = None
+        try:
+            src.wait_passes(1, 120)
+            for i in range(0, retirements, 8):
+                if i % 16:
+                    src.qmp.cmd("ras-retire-pages", addr=BASE + i * 4096,
+                                pages=8)
+                else:
+                    for j in range(8):
+                        src.qmp.cmd("ras-retire-page",
+                                    addr=BASE + (i + j) * 4096)
+            for k in range(probes):
+                src.qmp.cmd("inject-mce", **{
+                    "cpu-index": 0, "bank": 9, "status": SRAO,
+                    "mcg-status": 0x5,      # MCIP RIPV
+                    "addr": BASE + (pages + k) * 4096 + 0x40})
+                time.sleep(0.2)             # one #MC at a time
+            before = src.last()
+            src_st = src.wait_passes(before[1] + 4 * probes, 300)
+            src_poisoned = src.qmp.cmd("query-poisoned-pages")
+            dst = MemcheckGuest(tmp, pages, retirements, probes=probes,
+                                name="dst", incoming="defer")
+            dst.qmp.cmd("migrate-incoming", uri=uri)
+            src.qmp.cmd("migrate", uri=uri)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                st = src.qmp.cmd("query-migrate").get("status")
+                if st in ("completed", "failed"):
+                    break
+                time.sleep(0.1)
+            if st != "completed":
+                raise RuntimeError("migration %s" % st)
+            # The destination's serial starts empty: its reports are
+            # the migrated guest's, counts carried over.
+            first = dst.wait_passes(0, 120)
+            dst_st = dst.wait_passes(first[1] + 4 * probes + 2, 300)
+            dst_poisoned = dst.qmp.cmd("query-poisoned-pages")
+        finally:
+            src_err = src.stop()
+            dst_err = dst.stop() if dst else ""
+    return (before, src_st, src_poisoned, first, dst_st, dst_poisoned,
+            src_err + dst_err)
 
 
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else \
         int(os.environ.get("QT_RAS_RETIREMENTS", "10000"))
 
-    st, retired, by_ce, took, pool, err = run(n, False)
+    st, retired, (by_ce, by_sigbus), took, pool, err = run(n, False)
     pauses = sorted(r["pause-ns"] for r in retired)
-    print("%d retirements in %.1f s (%d by corrected-error storms); vCPUs "
-          "stopped median %.0f us, max %.0f us; guest: %d passes, %d words "
-          "bad, %d #MC" % (len(retired), took, by_ce,
-                           statistics.median(pauses) / 1000,
-                           pauses[-1] / 1000, st[1], st[2], st[3]))
+    print("%d retirements in %.1f s (%d by corrected-error storms, %d by "
+          "host memory errors); vCPUs stopped median %.0f us, max %.0f us; "
+          "guest: %d passes, %d words bad, %d #MC"
+          % (len(retired), took, by_ce, by_sigbus,
+             statistics.median(pauses) / 1000, pauses[-1] / 1000,
+             st[1], st[2], st[3]))
     check("%d pages retired under the running guest" % n,
           len(retired) == n and pool["used"] == n,
           "retired %d, pool %s" % (len(retired), pool))
     check("%d by their corrected errors" % by_ce,
           sum(r["reason"] == "corrected-errors" for r in retired) == by_ce)
+    check("%d by host memory errors (SIGBUS BUS_MCEERR_AO to a vCPU "
+          "thread), none lost" % by_sigbus,
+          sum(r["reason"] == "predicted" and not r["lost"]
+              for r in retired) == by_sigbus)
     check("the guest lost no byte: every word of every page as written",
           st[2] == 0, "bad words: %d" % st[2])
     check("no #MC reached the guest", st[3] == 0, "#MC: %d" % st[3])
@@ -141,6 +240,21 @@ def main():
     st, retired, _, _, _, err = run(small, True)
     check("a retirement that skips the copy is caught by the guest "
           "(x-skip-copy=on: %d words bad)" % st[2], st[2] > 0, err)
+
+    m = min(n, 1000)
+    before, src_st, src_p, first, dst_st, dst_p, err = migrate_run(m)
+    print("migration after %d retirements: source %s -> %s, destination "
+          "%s -> %s (pass, passes, bad, #MC)" % (m, before, src_st, first,
+                                                dst_st))
+    check("on the source, reads of the 3 poisoned pages raise #MC "
+          "(3 injected + at least one per poisoned page read)",
+          src_st[3] >= before[3] + 3 and before[3] >= 3, (before, src_st))
+    check("the destination has the source's poisoned pages", dst_p == src_p
+          and len(dst_p) == 3, (src_p, dst_p))
+    check("after migration the guest lost no byte", dst_st[2] == 0,
+          (dst_st, err[-2000:]))
+    check("after migration, reads of the poisoned pages still raise #MC",
+          dst_st[3] >= first[3] + 3, (first, dst_st))
 
     print("%d failed" % len(failures))
     return 1 if failures else 0
