@@ -6,7 +6,8 @@
 #   make bench   set up, build both, run bench/ (BENCH_REPS, BENCH_CONFIGS;
 #                bench/external.py: external handlers; bench/linux.py: the
 #                Debian kernel reading its clock; bench/events.py:
-#                platform events per handler kind)
+#                platform events per handler kind; bench/ras.py: RAS
+#                page retirement)
 #   make build   build both QEMUs, the guest, the bench guest and the
 #                libvirt examples (build/libvirt/, docs/libvirt.rst)
 #   make install install the fork (PREFIX=/usr/local, DESTDIR; see
@@ -102,6 +103,7 @@ bench: build
 	    --reps $(BENCH_REPS) --markdown build/bench-external.md
 	@python3 bench/linux.py --reps $(BENCH_REPS) --markdown build/bench-linux.md
 	@python3 bench/events.py --reps $(BENCH_REPS) --markdown build/bench-events.md
+	@python3 bench/ras.py --reps $(BENCH_REPS) --markdown build/bench-ras.md
 
 clean:
 	rm -rf build/qemu-fork build/qemu-vanilla build/tiers build/run build/guest build/deb qemu
