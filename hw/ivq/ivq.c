@@ -411,9 +411,16 @@ static void ivq_region_free(IvqState *s)
 
 static bool ivq_check_props(IvqState *s, Error **errp)
 {
-    if (!qemu_chr_fe_backend_connected(&s->chr)) {
+    Chardev *chr = qemu_chr_fe_get_driver(&s->chr);
+
+    if (!chr) {
         error_setg(errp, "ivq: 'chardev' (a socket to ivq-broker) is "
                    "required");
+        return false;
+    }
+    if (!object_dynamic_cast(OBJECT(chr), TYPE_CHARDEV_SOCKET)) {
+        error_setg(errp, "ivq: chardev '%s' is not a socket (ivq-broker "
+                   "passes file descriptors)", chr->label);
         return false;
     }
     if (!s->name || !s->name[0] || strlen(s->name) >= IVQ_NAME_MAX) {

@@ -873,6 +873,51 @@ static void test_migration_disconnected(void)
     env_stop(e);
 }
 
+/* QEMU refuses a bad configuration, and says which. */
+static void test_bad_config(void)
+{
+    static const struct {
+        const char *args, *msg;
+    } cases[] = {
+        { "-device ivq,name=x", "'chardev' (a socket to ivq-broker) is "
+          "required" },
+        { "-chardev null,id=n -device ivq,chardev=n,name=x",
+          "chardev 'n' is not a socket" },
+        { "-chardev socket,id=s,path=/nonexistent,reconnect-ms=1000 "
+          "-device ivq,chardev=s", "'name' is required" },
+        { "-chardev socket,id=s,path=/nonexistent,reconnect-ms=1000 "
+          "-device ivq,chardev=s,name=x,queue-size=5000",
+          "queue-size must be a power of two" },
+        { "-chardev socket,id=s,path=/nonexistent,reconnect-ms=1000 "
+          "-device ivq,chardev=s,name=x,send-size=2048",
+          "send-size must be a power of two" },
+        { "-chardev socket,id=s,path=/nonexistent,reconnect-ms=1000 "
+          "-device ivq,chardev=s,name=x,flip-threshold=4096",
+          "page flip is not implemented yet" },
+    };
+    const char *qemu = g_getenv("QTEST_QEMU_BINARY");
+    int i;
+
+    for (i = 0; i < ARRAY_SIZE(cases); i++) {
+        g_autofree char *cmd = g_strdup_printf(
+            "%s -machine pc -m 32 -nodefaults -display none -S %s",
+            qemu, cases[i].args);
+        g_autofree char *out = NULL, *err = NULL;
+        g_auto(GStrv) argv = NULL;
+        int status;
+
+        g_assert_true(g_shell_parse_argv(cmd, NULL, &argv, NULL));
+        g_assert_true(g_spawn_sync(NULL, argv, NULL, G_SPAWN_DEFAULT,
+                                   child_dies_with_us, NULL, &out, &err,
+                                   &status, NULL));
+        g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+        if (!strstr(err, cases[i].msg)) {
+            g_test_message("%s: %s", cases[i].args, err);
+        }
+        g_assert_nonnull(strstr(err, cases[i].msg));
+    }
+}
+
 /* Migration is refused while connected, with the reason. */
 static void test_migration_blocked(void)
 {
@@ -909,6 +954,7 @@ int main(int argc, char **argv)
                    test_migration_disconnected);
     qtest_add_func("/ivq/uid-refused", test_uid_refused);
     qtest_add_func("/ivq/reset", test_reset);
+    qtest_add_func("/ivq/bad-config", test_bad_config);
     qtest_add_func("/ivq/no-loss", test_no_loss);
     return g_test_run();
 }
