@@ -62,6 +62,9 @@
 #include "system/cpus.h"
 #include "system/runstate.h"
 #include "migration/vmstate.h"
+#include "monitor/hmp.h"
+#include "monitor/monitor.h"
+#include "qobject/qdict.h"
 #include "qemu/log.h"
 #include "accel/route/exit-router.h"
 #include "trace.h"
@@ -703,6 +706,75 @@ RasPoolInfo *qmp_query_ras_pool(Error **errp)
     info->used = p->pool_used;
     info->free = p->pool_pages - p->pool_used;
     return info;
+}
+
+/* ---- HMP ----------------------------------------------------------------- */
+
+void hmp_info_retired_pages(Monitor *mon, const QDict *qdict)
+{
+    Error *err = NULL;
+    g_autoptr(RasRetiredPageList) list = qmp_query_retired_pages(&err);
+    RasRetiredPageList *e;
+
+    if (hmp_handle_error(mon, err)) {
+        return;
+    }
+    monitor_printf(mon, "%-18s %-16s %10s %10s %5s %s\n", "address",
+                   "reason", "pause-ns", "remap-ns", "pool", "lost");
+    for (e = list; e; e = e->next) {
+        monitor_printf(mon, "0x%016" PRIx64 " %-16s %10" PRIu64 " %10"
+                       PRIu64 " %5u %s\n", e->value->addr,
+                       RasRetireReason_str(e->value->reason),
+                       e->value->pause_ns, e->value->remap_ns,
+                       e->value->pool_index, e->value->lost ? "yes" : "no");
+    }
+}
+
+void hmp_info_poisoned_pages(Monitor *mon, const QDict *qdict)
+{
+    Error *err = NULL;
+    g_autoptr(RasPoisonedPageList) list = qmp_query_poisoned_pages(&err);
+    RasPoisonedPageList *e;
+
+    if (hmp_handle_error(mon, err)) {
+        return;
+    }
+    for (e = list; e; e = e->next) {
+        monitor_printf(mon, "0x%016" PRIx64 "\n", e->value->addr);
+    }
+}
+
+void hmp_info_ras_pool(Monitor *mon, const QDict *qdict)
+{
+    Error *err = NULL;
+    g_autoptr(RasPoolInfo) info = qmp_query_ras_pool(&err);
+
+    if (hmp_handle_error(mon, err)) {
+        return;
+    }
+    monitor_printf(mon, "size %" PRIu64 " bytes, %u pages used, %u free\n",
+                   info->size, info->used, info->free);
+}
+
+void hmp_ras_retire_page(Monitor *mon, const QDict *qdict)
+{
+    uint64_t addr = qdict_get_int(qdict, "addr");
+    int64_t pages = qdict_get_try_int(qdict, "pages", 1);
+    g_autoptr(RasRetiredPageList) list = NULL;
+    Error *err = NULL;
+
+    if (pages < 1 || pages > RAS_MAX_BATCH) {
+        error_setg(&err, "pages=%" PRId64 ": a batch is 1 to %u pages",
+                   pages, RAS_MAX_BATCH);
+    } else {
+        list = qmp_ras_retire_pages(addr, pages, &err);
+    }
+    if (hmp_handle_error(mon, err)) {
+        return;
+    }
+    monitor_printf(mon, "retired %" PRId64 " page(s) from 0x%" PRIx64
+                   ", vCPUs stopped %" PRIu64 " ns\n", pages,
+                   list->value->addr, list->value->pause_ns);
 }
 
 /* ---- migration ---------------------------------------------------------- */

@@ -401,6 +401,39 @@ static void test_poison_migrates(void)
     unlink(path);
 }
 
+/* The HMP twins say what QMP says. */
+static void test_hmp(void)
+{
+    QTestState *qts = ras_start(RAS_MIG_ARGS);
+    g_autofree char *r1 = NULL, *r2 = NULL, *r3 = NULL, *r4 = NULL;
+    g_autofree char *r5 = NULL, *r6 = NULL, *r7 = NULL;
+
+    fill(qts, BASE, 9);
+    fill(qts, BASE + PAGE, 9);
+    r1 = qtest_hmp(qts, "ras_retire_page 0x%x 2", BASE);
+    g_assert(strstr(r1, "retired 2 page(s) from 0x200000"));
+    r2 = qtest_hmp(qts, "info retired-pages");
+    g_assert(strstr(r2, "0x0000000000200000 qmp"));
+    g_assert(strstr(r2, "0x0000000000201000 qmp"));
+    r3 = qtest_hmp(qts, "info ras-pool");
+    g_assert(strstr(r3, "2 pages used, 14 free"));
+    r4 = qtest_hmp(qts, "ras_retire_page 0x%x", BASE + 8);
+    g_assert(strstr(r4, "already retired"));
+    r5 = qtest_hmp(qts, "ras_retire_page 0x%x 0", BASE + 4 * PAGE);
+    g_assert(strstr(r5, "pages=0: a batch is 1 to 512 pages"));
+    inject(qts, SRAO, BASE + 6 * PAGE);
+    r6 = qtest_hmp(qts, "info poisoned-pages");
+    g_assert_cmpstr(r6, ==, "0x0000000000206000\r\n");
+    g_assert_cmpuint(bad_words(qts, BASE, 9), ==, 0);
+    g_assert_cmpuint(bad_words(qts, BASE + PAGE, 9), ==, 0);
+    qtest_quit(qts);
+
+    qts = ras_start("");
+    r7 = qtest_hmp(qts, "info ras-pool");
+    g_assert(strstr(r7, "no ras-policy object"));
+    qtest_quit(qts);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -414,5 +447,6 @@ int main(int argc, char **argv)
                    test_corrected_errors_retire);
     qtest_add_func("/ras/batch", test_batch);
     qtest_add_func("/ras/poison-migrates", test_poison_migrates);
+    qtest_add_func("/ras/hmp", test_hmp);
     return g_test_run();
 }
