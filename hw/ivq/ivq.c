@@ -135,6 +135,7 @@ static void ivq_send(IvqState *s, const IvqSendRegs *regs, bool exit)
     uint8_t *area = s->region + IVQ_CTL_SIZE;
     uint32_t off = regs->off, done = 0, st = IVQ_ST_OK, i;
     uint64_t bytes = 0;
+    bool kick_self = false;
 
     assert(bql_locked());
     for (i = 0; i < regs->count; i++) {
@@ -177,7 +178,7 @@ static void ivq_send(IvqState *s, const IvqSendRegs *regs, bool exit)
         done++;
         bytes += len;
         if (dst == s->id) {
-            event_notifier_set(&s->doorbell);
+            kick_self = true;
         } else {
             s->peers[dst].kick = true;
         }
@@ -192,6 +193,9 @@ static void ivq_send(IvqState *s, const IvqSendRegs *regs, bool exit)
             /* EAGAIN: the counter is saturated, the peer will look. */
         }
         p->kick = false;
+    }
+    if (kick_self) {
+        event_notifier_set(&s->doorbell);
     }
     s->tx_msgs[IVQ_MODE_COPY] += done;
     s->tx_bytes[IVQ_MODE_COPY] += bytes;
