@@ -37,6 +37,7 @@ static uint32_t pattern(uint32_t page, uint32_t gen, uint32_t i)
 static void check_forever(int cpu, size_t bytes)
 {
     size_t pages = bytes / 4096, p;
+    /* volatile: every word is read and written, in order, each pass. */
     volatile uint32_t *mem;
     uint64_t bad = 0;
     uint32_t gen = 0, pass, i;
@@ -58,7 +59,7 @@ static void check_forever(int cpu, size_t bytes)
     }
     for (pass = 1;; pass++) {
         for (p = 0; p < pages; p++) {
-            volatile uint32_t *w = mem + p * PAGE_WORDS;
+            volatile uint32_t *w = mem + p * PAGE_WORDS; /* as mem */
 
             for (i = 0; i < PAGE_WORDS; i++) {
                 bad += w[i] != pattern(p, gen, i);
@@ -74,10 +75,21 @@ static void check_forever(int cpu, size_t bytes)
     }
 }
 
+/* A decimal number, the whole string; 0 if it is not one. */
+static long parse_count(const char *p)
+{
+    long v = 0;
+
+    while (*p >= '0' && *p <= '9' && v < 1000000) {
+        v = v * 10 + (*p++ - '0');
+    }
+    return *p ? 0 : v;
+}
+
 int main(int argc, char **argv)
 {
-    long mib = argc == 3 ? strtol(argv[1], NULL, 10) : 0;
-    long ncpus = argc == 3 ? strtol(argv[2], NULL, 10) : 0;
+    long mib = argc == 3 ? parse_count(argv[1]) : 0;
+    long ncpus = argc == 3 ? parse_count(argv[2]) : 0;
     long c;
 
     if (mib < 1 || mib > 65536 || ncpus < 1 || ncpus > 64) {

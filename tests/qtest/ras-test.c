@@ -67,9 +67,10 @@ static int64_t pool_field(QTestState *qts, const char *field)
     return v;
 }
 
-static int64_t retired_count(QTestState *qts)
+/* The length of the list that QMP command @cmd returns. */
+static int64_t list_len(QTestState *qts, const char *cmd)
 {
-    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-retired-pages' }");
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': %s }", cmd);
     QListEntry *e;
     int64_t n = 0;
 
@@ -78,6 +79,11 @@ static int64_t retired_count(QTestState *qts)
     }
     qobject_unref(rsp);
     return n;
+}
+
+static int64_t retired_count(QTestState *qts)
+{
+    return list_len(qts, "query-retired-pages");
 }
 
 static void retire(QTestState *qts, uint64_t addr)
@@ -321,15 +327,7 @@ static void test_batch(void)
 
 static int64_t poisoned_count(QTestState *qts)
 {
-    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-poisoned-pages' }");
-    QListEntry *e;
-    int64_t n = 0;
-
-    QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
-        n++;
-    }
-    qobject_unref(rsp);
-    return n;
+    return list_len(qts, "query-poisoned-pages");
 }
 
 #define RAS_MIG_ARGS                                                    \
