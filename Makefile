@@ -104,6 +104,7 @@ bench: build
 	@python3 bench/linux.py --reps $(BENCH_REPS) --markdown build/bench-linux.md
 	@python3 bench/events.py --reps $(BENCH_REPS) --markdown build/bench-events.md
 	@python3 bench/ras.py --reps $(BENCH_REPS) --markdown build/bench-ras.md
+	@python3 bench/ivq.py --reps $(BENCH_REPS) --markdown build/bench-ivq.md
 
 clean:
 	rm -rf build/qemu-fork build/qemu-vanilla build/tiers build/run build/guest build/deb qemu

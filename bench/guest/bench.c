@@ -13,7 +13,8 @@
  * workload NAME instead, so that the measured device contends only with
  * another device's accesses.  Options come from the multiboot command
  * line (-append): n=, rounds=, smp=, only=, ap=, irq=, waitcheck=,
- * gatecheck=, straddle=, platform=, memcheck=, memprobe=.
+ * gatecheck=, straddle=, platform=, memcheck=, memprobe=, ivq=, ivqdb=,
+ * ivqdest=, ivmsgcopy=, ivshmem=.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -1153,6 +1154,436 @@ static void memcheck(u32 pages, u32 probes, u32 aps)
     memcheck_cpu(0);
 }
 
+/* ---- inter-VM messages: ivq and ivshmem, one message at a time ---------- */
+
+/*
+ * ivq=SIZE [ivqdb=exit|noexit] [ivqdest=ID], for bench/ivq.py: the
+ * guest finds the qemu-tiers ivq device (PCI 1234:11e9) by scanning
+ * bus 0's configuration space, and sends n messages of SIZE bytes per
+ * round (rounds=) to its own peer id (or ID), one at a time: copy the
+ * payload from private memory into the send area, ring a doorbell
+ * (DB_EXIT or DB_NOEXIT), wait for the MSI-X interrupt that INT_RX
+ * sends, clear INT_RX, check the record at the queue's head (header
+ * length, first and last payload word), pop it.
+ *
+ * ivshmem=SIZE: the same with QEMU's ivshmem-doorbell (PCI 1af4:1110,
+ * connected to an ivshmem server, one vector): copy the payload into
+ * the shared memory (BAR2) after a 64-byte descriptor (length,
+ * sequence), ring the Doorbell register with the device's own
+ * IVPosition, wait for the MSI-X interrupt, check the descriptor and the
+ * payload's first and last words.
+ *
+ * Each round's TSC cycles per message; the median and fastest round:
+ *
+ *   BENCH workload=ivq_exit cpus=1 n=200 cycles=9120.3 min=8807.1 size=64 bad=0
+ *
+ * ivmsgcopy=0: the payload is built in the window instead (only its
+ * first and last words written), for the transport's cost alone.
+ *
+ * (workload ivq_exit, ivq_noexit or ivshmem; bad: messages whose length
+ * or words differed.)  The guest runs without paging: a 64-bit BAR2
+ * that the firmware put above 4 GiB is moved below (BENCH-IVMSG says
+ * where it was).
+ */
+#define IVMSG_VECTOR    0x41
+#define IVMSG_SRC       0x1000000u      /* 16 MiB: the private payload */
+#define IVMSG_MAX_SIZE  (8u << 20)
+#define IVMSG_TIMEOUT   (4ull << 30)    /* TSC cycles: ~1.5 s */
+#define LAPIC_EOI       0xb0
+
+#define IVQ_VENDOR_DEVICE       0x11e91234u
+#define IVSHMEM_VENDOR_DEVICE   0x11101af4u
+
+/* ivq BAR0 registers (docs/intervm-queues.rst) */
+#define IVQ_ID          0x00
+#define IVQ_SEND_DEST   0x10
+#define IVQ_SEND_LEN    0x14
+#define IVQ_SEND_OFF    0x18
+#define IVQ_SEND_COUNT  0x1c
+#define IVQ_DB_EXIT     0x20
+#define IVQ_DB_NOEXIT   0x24
+#define IVQ_RX_HEAD     0x2c
+#define IVQ_RX_POP      0x34
+#define IVQ_INT_STATUS  0x3c
+#define IVQ_INT_MASK    0x40
+#define IVQ_MAX_MSG     0x44
+#define IVQ_RX_OFF      0x4c
+#define IVQ_RX_SIZE     0x50
+#define IVQ_INT_RX      1u
+#define IVQ_HDR_PAD     1u
+#define IVQ_HDR         32u             /* record header bytes */
+
+/* ivshmem BAR0 registers (docs/specs/ivshmem-spec.rst) */
+#define IVSHMEM_IVPOSITION  0x08
+#define IVSHMEM_DOORBELL    0x0c
+#define IVSHMEM_DESC        64u         /* our descriptor before the payload */
+
+/* Interrupts taken on IVMSG_VECTOR; the entry below counts them. */
+volatile u32 ivmsg_irqs;
+extern const char ivmsg_irq_entry[];
+asm(".text\n"
+    ".globl ivmsg_irq_entry\n"
+    "ivmsg_irq_entry:\n"
+    "    lock incl ivmsg_irqs\n"
+    "    movl $0, 0xfee000b0\n"         /* LAPIC EOI */
+    "    iret\n");
+
+static inline void outl(u16 port, u32 v)
+{
+    asm volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static u32 pci_read(u32 bdf, u32 off)
+{
+    outl(0xcf8, 0x80000000u | bdf << 8 | (off & 0xfc));
+    return inl(0xcfc);
+}
+
+static void pci_write(u32 bdf, u32 off, u32 v)
+{
+    outl(0xcf8, 0x80000000u | bdf << 8 | (off & 0xfc));
+    outl(0xcfc, v);
+}
+
+/* Bus 0's device with this vendor/device id, as bus << 8 | devfn; or -1. */
+static int pci_find(u32 vendor_device)
+{
+    u32 devfn;
+
+    for (devfn = 0; devfn < 256; devfn++) {
+        if (pci_read(devfn, 0) == vendor_device) {
+            return devfn;
+        }
+    }
+    return -1;
+}
+
+/* A memory BAR's address; 0 if it is not below 4 GiB. */
+static u32 pci_bar32(u32 bdf, int bar)
+{
+    u32 lo = pci_read(bdf, 0x10 + 4 * bar);
+
+    if ((lo & 6) == 4 && pci_read(bdf, 0x14 + 4 * bar)) {
+        return 0;                       /* a 64-bit BAR above 4 GiB */
+    }
+    return lo & ~0xfu;
+}
+
+/*
+ * A 64-bit BAR that the firmware placed above 4 GiB, moved into the PCI
+ * hole below (at IVMSG_LOW_BAR, aligned for BARs up to 1 GiB; nothing
+ * else of this guest lives there): the guest runs without paging.
+ * Returns whether it moved.
+ */
+#define IVMSG_LOW_BAR   0xc0000000u
+
+static int pci_bar_below_4g(u32 bdf, int bar)
+{
+    u32 off = 0x10 + 4 * bar, cmd;
+
+    if ((pci_read(bdf, off) & 6) != 4 || !pci_read(bdf, off + 4)) {
+        return 0;
+    }
+    cmd = pci_read(bdf, 4);
+    pci_write(bdf, 4, cmd & ~2u);
+    pci_write(bdf, off, IVMSG_LOW_BAR);
+    pci_write(bdf, off + 4, 0);
+    pci_write(bdf, 4, cmd);
+    return 1;
+}
+
+/* A memory BAR's size (decoding off while it is probed). */
+static u32 pci_bar_size(u32 bdf, int bar)
+{
+    u32 off = 0x10 + 4 * bar, cmd = pci_read(bdf, 4), lo, size;
+
+    pci_write(bdf, 4, cmd & ~2u);
+    lo = pci_read(bdf, off);
+    pci_write(bdf, off, 0xffffffffu);
+    size = ~(pci_read(bdf, off) & ~0xfu) + 1;
+    pci_write(bdf, off, lo);
+    pci_write(bdf, 4, cmd);
+    return size;
+}
+
+/*
+ * Memory decoding and bus mastering on (MSI-X messages are DMA writes),
+ * MSI-X vector 0 to this CPU's IVMSG_VECTOR, MSI-X enabled.  0 if the
+ * device has no MSI-X or its table is not below 4 GiB.
+ */
+static int ivmsg_msix_setup(u32 bdf)
+{
+    u32 cap = pci_read(bdf, 0x34) & 0xfc, ctl, table;
+
+    pci_write(bdf, 4, pci_read(bdf, 4) | 6);
+    while (cap && (pci_read(bdf, cap) & 0xff) != 0x11) {
+        cap = (pci_read(bdf, cap) >> 8) & 0xfc;
+    }
+    if (!cap) {
+        return 0;
+    }
+    table = pci_read(bdf, cap + 4);
+    if (!pci_bar32(bdf, table & 7)) {
+        return 0;
+    }
+    table = pci_bar32(bdf, table & 7) + (table & ~7u);
+    mmio_write32(table + 0, LAPIC_BASE);         /* to APIC id 0 */
+    mmio_write32(table + 4, 0);
+    mmio_write32(table + 8, IVMSG_VECTOR);       /* fixed, edge */
+    mmio_write32(table + 12, 0);                 /* unmasked */
+    ctl = pci_read(bdf, cap);
+    pci_write(bdf, cap, (ctl | 0x80000000u) & ~0x40000000u);
+    return 1;
+}
+
+/* The IDT with ivmsg_irq_entry at IVMSG_VECTOR, the PICs masked, sti. */
+static void ivmsg_irq_setup(void)
+{
+    struct { u16 limit; u32 base; } __attribute__((packed)) idtr = {
+        sizeof(idt) - 1, (u32)idt,
+    };
+    int v;
+
+    for (v = 0; v < 256; v++) {
+        idt_set(v, irq_other_entry);
+    }
+    idt_set(IVMSG_VECTOR, ivmsg_irq_entry);
+    asm volatile("lidt %0" : : "m"(idtr));
+    outb(0x21, 0xff);
+    outb(0xa1, 0xff);
+    mmio_write32(LAPIC_BASE + LAPIC_SVR, 0x1ff);
+    asm volatile("sti");
+}
+
+/* Waits for the interrupt after @seen; 0 on timeout. */
+static int ivmsg_wait(u32 seen)
+{
+    u64 t0 = rdtsc();
+
+    while (ivmsg_irqs == seen) {
+        if (rdtsc() - t0 > IVMSG_TIMEOUT) {
+            return 0;
+        }
+        cpu_relax();
+    }
+    return 1;
+}
+
+static void ivmsg_copy(u32 dst, u32 src, u32 bytes)
+{
+    u32 n = (bytes + 3) / 4;
+
+    asm volatile("cld; rep movsl" : "+D"(dst), "+S"(src), "+c"(n)
+                 : : "memory");
+}
+
+/* The payload: a pattern, and message @seq's number in its ends. */
+static void ivmsg_stamp(u32 size, u32 seq)
+{
+    volatile u32 *w = (volatile u32 *)IVMSG_SRC;
+
+    w[0] = seq;
+    w[(size - 1) / 4] = seq;
+}
+
+/*
+ * Message @seq into the window at @dst: copied from private memory, or
+ * with ivmsgcopy=0 built in place (only its first and last words
+ * written: the transport's cost without the guest's copy).
+ */
+static void ivmsg_fill(u32 dst, u32 size, u32 seq, int copy)
+{
+    volatile u32 *w = (volatile u32 *)dst;
+
+    if (copy) {
+        ivmsg_stamp(size, seq);
+        ivmsg_copy(dst, IVMSG_SRC, size);
+    } else {
+        w[0] = seq;
+        w[(size - 1) / 4] = seq;
+    }
+}
+
+static int ivmsg_payload_ok(u32 addr, u32 size, u32 seq)
+{
+    volatile u32 *w = (volatile u32 *)addr;
+
+    return w[0] == seq && w[(size - 1) / 4] == seq;
+}
+
+static void ivmsg_report(const char *name, u64 *tenths, u32 rounds, u32 n,
+                         u32 size, u32 bad)
+{
+    sort_u64(tenths, rounds);
+    puts_serial("BENCH workload=");
+    puts_serial(name);
+    puts_serial(" cpus=1 n=");
+    put_u64(n);
+    puts_serial(" cycles=");
+    put_tenths(tenths[rounds / 2]);
+    puts_serial(" min=");
+    put_tenths(tenths[0]);
+    puts_serial(" size=");
+    put_u64(size);
+    puts_serial(" bad=");
+    put_u64(bad);
+    puts_serial("\n");
+}
+
+static int ivmsg_prepare(u32 size, u32 vendor_device, int *bdf)
+{
+    u32 i;
+
+    if (size < 4 || size > IVMSG_MAX_SIZE) {
+        puts_serial("BENCH-ERROR ivmsg: size out of range\n");
+        return 0;
+    }
+    *bdf = pci_find(vendor_device);
+    if (*bdf < 0) {
+        puts_serial("BENCH-ERROR ivmsg: device not found\n");
+        return 0;
+    }
+    puts_serial("BENCH-IVMSG bar2=");
+    put_hex(pci_read(*bdf, 0x14 + 4 * 2));
+    put_hex_digits(pci_read(*bdf, 0x10 + 4 * 2));
+    if (pci_bar_below_4g(*bdf, 2)) {
+        puts_serial(" moved to ");
+        put_hex(pci_bar32(*bdf, 2));
+    }
+    puts_serial("\n");
+    if (!pci_bar32(*bdf, 0) || !pci_bar32(*bdf, 2)) {
+        puts_serial("BENCH-ERROR ivmsg: BAR0 or BAR2 not below 4 GiB\n");
+        return 0;
+    }
+    if (!ivmsg_msix_setup(*bdf)) {
+        puts_serial("BENCH-ERROR ivmsg: no usable MSI-X\n");
+        return 0;
+    }
+    for (i = 0; i < (size + 3) / 4; i++) {
+        ((volatile u32 *)IVMSG_SRC)[i] = i * 0x9e3779b1u;
+    }
+    ivmsg_irq_setup();
+    return 1;
+}
+
+static void ivq_bench(u32 size, u32 n, u32 rounds)
+{
+    const char *db = opt("ivqdb");
+    int noexit = db && streq_n(db, "noexit", 6), bdf;
+    int copy = opt_u32("ivmsgcopy", 1);
+    u32 regs, win, rx_off, rx_size, head, id, dest, r, i, seq = 0, bad = 0;
+    u32 db_reg = noexit ? IVQ_DB_NOEXIT : IVQ_DB_EXIT;
+    u64 tenths[32], t0 = 0;
+
+    if (!ivmsg_prepare(size, IVQ_VENDOR_DEVICE, &bdf)) {
+        return;
+    }
+    regs = pci_bar32(bdf, 0);
+    win = pci_bar32(bdf, 2);
+    t0 = rdtsc();
+    while ((id = mmio_read32(regs + IVQ_ID)) == 0xffffffffu) {
+        if (rdtsc() - t0 > IVMSG_TIMEOUT) {
+            puts_serial("BENCH-ERROR ivq: not connected to the broker\n");
+            return;
+        }
+        cpu_relax();
+    }
+    if (size > mmio_read32(regs + IVQ_MAX_MSG)) {
+        puts_serial("BENCH-ERROR ivq: size above MAX_MSG\n");
+        return;
+    }
+    dest = opt_u32("ivqdest", id);
+    rx_off = mmio_read32(regs + IVQ_RX_OFF);
+    rx_size = mmio_read32(regs + IVQ_RX_SIZE);
+    mmio_write32(regs + IVQ_SEND_DEST, dest);
+    mmio_write32(regs + IVQ_SEND_LEN, size);
+    mmio_write32(regs + IVQ_SEND_OFF, 0);
+    mmio_write32(regs + IVQ_SEND_COUNT, 1);
+    mmio_write32(regs + IVQ_INT_STATUS, 7);
+    mmio_write32(regs + IVQ_INT_MASK, IVQ_INT_RX);
+    head = mmio_read32(regs + IVQ_RX_HEAD);
+    for (r = 0; r <= rounds; r++) {     /* round 0: warm-up */
+        u64 start = rdtsc();
+
+        for (i = 0; i < n; i++) {
+            u32 seen = ivmsg_irqs, pos;
+            volatile u32 *hdr;
+
+            ivmsg_fill(win + IVQ_HDR, size, ++seq, copy);
+            mmio_write32(regs + db_reg, 1);
+            if (!ivmsg_wait(seen)) {
+                puts_serial("BENCH-ERROR ivq: no INT_RX\n");
+                return;
+            }
+            mmio_write32(regs + IVQ_INT_STATUS, IVQ_INT_RX);
+            pos = head & (rx_size - 1);
+            hdr = (volatile u32 *)(win + rx_off + pos);
+            if (hdr[6] & IVQ_HDR_PAD) {
+                head += IVQ_HDR + hdr[2];
+                hdr = (volatile u32 *)(win + rx_off);
+            }
+            bad += hdr[2] != size ||
+                   !ivmsg_payload_ok((u32)hdr + IVQ_HDR, size, seq);
+            head += (IVQ_HDR + size + 31) & ~31u;
+            mmio_write32(regs + IVQ_RX_POP, 1);
+        }
+        if (r) {
+            tenths[r - 1] = udiv64((rdtsc() - start) * 10, n, 0);
+        }
+    }
+    ivmsg_report(noexit ? "ivq_noexit" : "ivq_exit", tenths, rounds, n, size,
+                 bad);
+}
+
+static void ivshmem_bench(u32 size, u32 n, u32 rounds)
+{
+    u32 regs, shm, pos, r, i, seq = 0, bad = 0;
+    u64 tenths[32], t0;
+    volatile u32 *desc;
+    int bdf, copy = opt_u32("ivmsgcopy", 1);
+
+    if (!ivmsg_prepare(size, IVSHMEM_VENDOR_DEVICE, &bdf)) {
+        return;
+    }
+    regs = pci_bar32(bdf, 0);
+    shm = pci_bar32(bdf, 2);
+    if (size + IVSHMEM_DESC > pci_bar_size(bdf, 2)) {
+        puts_serial("BENCH-ERROR ivshmem: shared memory too small\n");
+        return;
+    }
+    t0 = rdtsc();
+    while ((pos = mmio_read32(regs + IVSHMEM_IVPOSITION)) == 0xffffffffu) {
+        if (rdtsc() - t0 > IVMSG_TIMEOUT) {
+            puts_serial("BENCH-ERROR ivshmem: no IVPosition\n");
+            return;
+        }
+        cpu_relax();
+    }
+    desc = (volatile u32 *)shm;
+    for (r = 0; r <= rounds; r++) {     /* round 0: warm-up */
+        u64 start = rdtsc();
+
+        for (i = 0; i < n; i++) {
+            u32 seen = ivmsg_irqs;
+
+            ivmsg_fill(shm + IVSHMEM_DESC, size, ++seq, copy);
+            desc[0] = size;
+            desc[1] = seq;
+            mmio_write32(regs + IVSHMEM_DOORBELL, pos << 16);    /* vector 0 */
+            if (!ivmsg_wait(seen)) {
+                puts_serial("BENCH-ERROR ivshmem: no interrupt\n");
+                return;
+            }
+            bad += desc[0] != size || desc[1] != seq ||
+                   !ivmsg_payload_ok(shm + IVSHMEM_DESC, size, seq);
+        }
+        if (r) {
+            tenths[r - 1] = udiv64((rdtsc() - start) * 10, n, 0);
+        }
+    }
+    ivmsg_report("ivshmem", tenths, rounds, n, size, bad);
+}
+
 void bench_main(struct multiboot_info *mbi)
 {
     u32 n, rounds, smp, aps = 0, i;
@@ -1211,6 +1642,12 @@ void bench_main(struct multiboot_info *mbi)
     }
     if (opt_u32("memcheck", 0)) {
         memcheck(opt_u32("memcheck", 0), opt_u32("memprobe", 0), aps);     /* does not return */
+    }
+    if (opt_u32("ivq", 0)) {
+        ivq_bench(opt_u32("ivq", 0), n ? n : 1, rounds);
+    }
+    if (opt_u32("ivshmem", 0)) {
+        ivshmem_bench(opt_u32("ivshmem", 0), n ? n : 1, rounds);
     }
     for (i = 0; i < N_WORKLOADS; i++) {
         if (!selected(workloads[i].name, !workloads[i].only_by_name)) {

@@ -57,4 +57,8 @@ grep -Eq "^BENCH workload=pit_count_read cpus=2 n=2000 ap=pic_imr cycles=[0-9]+\
 out=$(run pc tcg 2 ap=nosuch only=pic_imr)
 grep -q "^BENCH-ERROR unknown ap= workload" <<< "$out" && echo "ok: ap= names an unknown workload" ||
     { echo "FAIL: ap=nosuch was not refused: $out"; fail=1; }
+# ivq= and ivshmem=: messages to itself through the ivq device (with an
+# ivq-broker) and QEMU's ivshmem-doorbell (bench/ivq.py's server), each
+# doorbell, 64 B and 64 KiB, every message checked.
+python3 "$QT_TOP/bench/ivq.py" --smoke || fail=1
 exit $fail

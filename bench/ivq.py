@@ -1,0 +1,316 @@
+#!/usr/bin/env python3
+"""Inter-VM messages: the ivq copy path (both doorbells) against QEMU's
+ivshmem with its doorbell, 64 B to 2 MiB.
+
+The bench guest (bench/guest/bench.c, modes ivq= and ivshmem=) sends
+messages to itself, one at a time, and times each round of n messages
+with the TSC; a message is done when the guest's interrupt handler has
+seen its MSI-X interrupt and the guest has checked it:
+
+  ivq_exit     copy the payload from guest memory into the send area,
+               DB_EXIT (QEMU copies it into the receive queue during the
+               MMIO write and rings the queue's doorbell eventfd), the
+               main loop raises INT_RX (MSI-X); the guest clears INT_RX,
+               checks the record at the queue's head, writes RX_POP.
+  ivq_noexit   the same with DB_NOEXIT: an ioeventfd, the send itself
+               runs in the main loop.
+  ivshmem      QEMU's ivshmem-doorbell (one vector, a server written
+               here in Python: the protocol of docs/specs/ivshmem-spec.rst):
+               copy the payload into the shared memory after a small
+               descriptor, ring the Doorbell register with the device's
+               own IVPosition, wait for the MSI-X interrupt, check.  No
+               copy by QEMU: the receiver reads what the sender wrote.
+               Run on the fork and on the vanilla twin, paired.
+
+Every message crosses one VMM (one VM sends to itself): the path through
+QEMU without a second VM.  µs per message is that one-way latency (send,
+delivery, notification, check); messages/s its inverse (one message in
+flight).  Each repetition runs every (build, mode) for each size back to
+back; reported: the median over repetitions of each run's median round,
+[min, max] over repetitions, and paired ratios.
+
+  bench/ivq.py [--reps 3] [--sizes 64,1024,...] [--n N] [--markdown OUT.md]
+  bench/ivq.py --smoke     each mode on the fork once, 64 B and 64 KiB, a
+                           few messages (tests/boot/test-bench-guest.sh)
+"""
+import argparse
+import datetime
+import os
+import re
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import run as bench_run  # noqa: E402
+from benchstats import paired  # noqa: E402
+
+GUEST = os.environ.get("QT_BENCH_GUEST", os.path.join(
+    bench_run.BUILD, "tiers", "bench", "bench-guest.elf"))
+BROKER = os.environ.get("QT_IVQ_BROKER", os.path.join(
+    bench_run.BUILD, "tiers", "hw", "ivq", "broker", "ivq-broker"))
+SIZES = [64, 1024, 4096, 65536, 262144, 2 * 1024 * 1024]
+ROUNDS = 11
+# One geometry for every size: a 2 MiB payload needs a send area of
+# 4 MiB (a power of two above 2 MiB + 32) and a queue of 8 MiB (a
+# message is at most half the queue less a header).
+IVQ_SEND_SIZE = 4 << 20
+IVQ_QUEUE_SIZE = 8 << 20
+IVSHMEM_SIZE = 4 << 20
+MODES = ["ivq_exit", "ivq_noexit", "ivshmem"]
+LINE_RE = re.compile(r"^BENCH workload=(\S+) cpus=1 n=(\d+) cycles=([\d.]+) "
+                     r"min=([\d.]+) size=(\d+) bad=(\d+)")
+
+
+def msgs_per_round(size):
+    """Messages per round: ~5-20 ms a round under TCG."""
+    if size <= 4096:
+        return 200
+    if size <= 65536:
+        return 50
+    if size <= 262144:
+        return 12
+    return 2
+
+
+class IvshmemServer:
+    """A one-client ivshmem server (docs/specs/ivshmem-spec.rst): the
+    protocol version, the client's id, the shared memory, then the
+    client's own interrupt eventfd (one vector).  Enough for a VM that
+    rings itself."""
+
+    def __init__(self, path, size):
+        self.path = path
+        self.mem = os.memfd_create("ivshmem-bench")
+        os.ftruncate(self.mem, size)
+        self.efd = os.eventfd(0, os.EFD_NONBLOCK)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(1)
+        self.conn = None
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        self.conn = conn
+        own_id = 0
+        conn.sendall(struct.pack("<q", 0))              # version
+        conn.sendall(struct.pack("<q", own_id))         # the client's id
+        socket.send_fds(conn, [struct.pack("<q", -1)], [self.mem])
+        socket.send_fds(conn, [struct.pack("<q", own_id)], [self.efd])
+
+    def close(self):
+        for s in (self.conn, self.sock):
+            if s:
+                s.close()
+        os.close(self.mem)
+        os.close(self.efd)
+        os.unlink(self.path)
+
+
+def run_once(which, accel, mode, size, n, rounds, tmp, timeout=300,
+             copy=True):
+    """One guest run: (median cycles, min cycles) per message."""
+    cmd = [bench_run.qemu_binary(which), "-machine", "pc", "-accel", accel,
+           "-smp", "1", "-m", "64", "-nodefaults", "-display", "none",
+           "-serial", "stdio", "-no-reboot", "-kernel", GUEST,
+           "-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
+    server = broker = None
+    if mode == "ivshmem":
+        path = os.path.join(tmp, "ivshmem.sock")
+        server = IvshmemServer(path, IVSHMEM_SIZE)
+        cmd += ["-chardev", "socket,id=ivs,path=" + path,
+                "-device", "ivshmem-doorbell,chardev=ivs,vectors=1"]
+        guest = "ivshmem=%d" % size
+    else:
+        path = os.path.join(tmp, "ivq.sock")
+        if os.path.exists(path):
+            os.unlink(path)         # a killed broker's: not a live one
+        broker = subprocess.Popen([BROKER, "-s", path, "-q"])
+        deadline = time.monotonic() + 10
+        while not os.path.exists(path):
+            if time.monotonic() > deadline or broker.poll() is not None:
+                raise RuntimeError("ivq-broker did not start")
+            time.sleep(0.01)
+        cmd += ["-chardev", "socket,id=brk,path=" + path,
+                "-device", "ivq,chardev=brk,name=bench,send-size=%d,"
+                "queue-size=%d" % (IVQ_SEND_SIZE, IVQ_QUEUE_SIZE)]
+        guest = "ivq=%d ivqdb=%s" % (size, mode.split("_")[1])
+    if not copy:
+        guest += " ivmsgcopy=0"
+    cmd += ["-append", "n=%d rounds=%d only=ivmsg %s" % (n, rounds, guest)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, text=True)
+    result, lines = None, []
+    deadline = time.monotonic() + timeout
+    try:
+        for line in proc.stdout:
+            line = line.strip()
+            lines.append(line)
+            m = LINE_RE.match(line)
+            if m:
+                if int(m.group(6)):
+                    raise RuntimeError("%s %s %d: %s messages corrupt"
+                                       % (which, mode, size, m.group(6)))
+                result = (float(m.group(3)), float(m.group(4)))
+            if line == "BENCH-DONE" or line.startswith("BENCH-ERROR") or \
+                    time.monotonic() > deadline:
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+        if server:
+            server.close()
+        if broker:
+            broker.kill()
+            broker.wait()
+    if result is None:
+        raise RuntimeError("%s %s size %d: no result; output:\n%s"
+                           % (which, mode, size, "\n".join(lines[-10:])))
+    return result
+
+
+def smoke():
+    """Each mode works on the fork: messages arrive, intact."""
+    fail = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in MODES:
+            for size in (64, 65536):
+                try:
+                    run_once("fork", "tcg", mode, size, 5, 1, tmp, 60)
+                    print("ok: bench guest %s, %s" % (mode, fmt_size(size)))
+                except RuntimeError as e:
+                    print("FAIL: bench guest %s, %s: %s"
+                          % (mode, fmt_size(size), e))
+                    fail = 1
+    return fail
+
+
+def fmt_size(size):
+    if size >= 1 << 20:
+        return "%d MiB" % (size >> 20)
+    if size >= 1024:
+        return "%d KiB" % (size >> 10)
+    return "%d B" % size
+
+
+def spread(xs, fmt="%.1f"):
+    return (fmt + " [" + fmt + ", " + fmt + "]") % (
+        statistics.median(xs), min(xs), max(xs))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
+    ap.add_argument("--rounds", type=int, default=ROUNDS)
+    ap.add_argument("--n", type=int, help="messages per round (default: "
+                    "by size)")
+    ap.add_argument("--markdown")
+    ap.add_argument("--smoke", action="store_true")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.smoke:
+        return smoke()
+
+    ghz = bench_run.host_tsc_ghz()
+    accels = ["tcg"]
+    kvm = os.access("/dev/kvm", os.W_OK)
+    if kvm:
+        accels.append("kvm")
+    # (accel, variant, size, which, mode) -> [(median, min) cycles per rep]
+    res = {}
+    variants = ["copy", "inplace"]
+    runs = [("vanilla", "ivshmem"), ("fork", "ivshmem"),
+            ("fork", "ivq_exit"), ("fork", "ivq_noexit")]
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(args.reps):
+            for accel in accels:
+                for var in variants:
+                    for size in sizes:
+                        for which, mode in runs:
+                            r = run_once(which, accel, mode, size,
+                                         args.n or msgs_per_round(size),
+                                         args.rounds, tmp,
+                                         copy=var == "copy")
+                            res.setdefault((accel, var, size, which, mode),
+                                           []).append(r)
+                        print("rep %d %s %s %s: %s" % (
+                            rep + 1, accel, var, fmt_size(size), " ".join(
+                                "%s/%s %.2f us" % (
+                                    w, m, res[(accel, var, size, w, m)]
+                                    [-1][0] / ghz / 1000)
+                                for w, m in runs)), flush=True)
+
+    def us(key):
+        return [c[0] / ghz / 1000 for c in res[key]]
+
+    lines = ["Machine: %s; TSC %.3f GHz" % (bench_run.describe_machine(), ghz),
+             "Date: %s; %d repetitions, each running every (build, mode) "
+             "for each size back to back; each run: %d rounds of n "
+             "messages (n: %s) after a warm-up round.  One VM sending to "
+             "itself, TCG, 1 vCPU, pc.  µs per message: the median over "
+             "repetitions of each run's median round [min, max over "
+             "repetitions]; messages/s from the median."
+             % (datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+                args.reps, args.rounds, ", ".join(
+                    "%d at %s" % (args.n or msgs_per_round(z), fmt_size(z))
+                    for z in sizes)), ""]
+    titles = {"copy": "the guest copies each payload from its own memory "
+                      "into the window",
+              "inplace": "the payload is built in the window (the guest "
+                         "writes its first and last words only): the "
+                         "transport alone"}
+    for accel, var in [(a, v) for a in accels for v in variants]:
+        lines += ["### %s, %s" % (accel.upper(), titles[var]), "",
+                  "| size | ivq DB_EXIT µs | ivq DB_NOEXIT µs | ivshmem "
+                  "(fork) µs | ivshmem (vanilla) µs | msgs/s exit / noexit "
+                  "/ ivshmem | noexit / ivshmem (paired) | exit / ivshmem "
+                  "(paired) | ivshmem fork / vanilla (paired) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for size in sizes:
+            e = us((accel, var, size, "fork", "ivq_exit"))
+            ne = us((accel, var, size, "fork", "ivq_noexit"))
+            sf = us((accel, var, size, "fork", "ivshmem"))
+            sv = us((accel, var, size, "vanilla", "ivshmem"))
+            rates = " / ".join("%.0f" % (1e6 / statistics.median(x))
+                               for x in (e, ne, sf))
+            ratios = []
+            for a, b in ((ne, sf), (e, sf), (sf, sv)):
+                med, _, rs = paired(a, b)
+                ratios.append("%.2f [%.2f, %.2f]" % (med, min(rs), max(rs)))
+            lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+                fmt_size(size), spread(e), spread(ne), spread(sf),
+                spread(sv), rates, " | ".join(ratios)))
+        lines.append("")
+        if 64 in sizes:
+            med, _, rs = paired(us((accel, var, 64, "fork", "ivq_noexit")),
+                                us((accel, var, 64, "fork", "ivshmem")))
+            lines.append("Goal (64 B one-way latency, DB_NOEXIT no worse "
+                         "than ivshmem): noexit / ivshmem = %.2f [%.2f, "
+                         "%.2f]: %s." % (med, min(rs), max(rs),
+                                         "met" if med <= 1.0 else "not met"))
+            lines.append("")
+    if not kvm:
+        lines.append("KVM: skipped (/dev/kvm absent on this machine).")
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as out:
+            out.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
