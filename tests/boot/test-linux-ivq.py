@@ -13,7 +13,7 @@ sender id the VMMs stamped.  Then B sends 100 (64 B to 64 KiB) back to A,
 which checks them.  Must show: both verdicts perfect, and query-ivq on
 both sides agreeing with them and with the sizes this test computes
 (messages and payload bytes each way, queues empty, no refused
-operation but QUEUE_FULL).
+operation but QUEUE_FULL, as many of those as the guest retried).
 """
 import os
 import re
@@ -234,6 +234,12 @@ def main():
                    "0"), ra and ra.group(0))
             check_side(a, (AB["count"], bytes_ab), (BA["count"], bytes_ba))
             check_side(b, (BA["count"], bytes_ba), (AB["count"], bytes_ab))
+            for vm, m in ((a, sa), (b, sb)):
+                full = vm.ivq()["errors"]["queue-full"]
+                check("%s: query-ivq's QUEUE_FULL count is the number of "
+                      "retries its guest made (%d)" % (vm.name, full),
+                      m is not None and int(m.group(4)) == full,
+                      m and m.group(0))
         finally:
             for vm in vms:
                 err = vm.stop()
