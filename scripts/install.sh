@@ -17,9 +17,11 @@
 # uses, and one link in PREFIX/bin whose name cannot shadow Debian's:
 #   PREFIX/bin/qemu-tiers-system-x86_64 -> ../lib/qemu-tiers/bin/qemu-system-x86_64
 #   PREFIX/lib/qemu-tiers/bin/qemu-system-x86_64        (system)
+#   PREFIX/lib/qemu-tiers/bin/ivq-broker                (system) the
+#       inter-VM queues' broker, linked as PREFIX/bin/qemu-tiers-ivq-broker
 #   PREFIX/lib/qemu-tiers/share/qemu/                   (system) SeaBIOS links,
 #       the option ROMs of this build, trace-events-all
-#   PREFIX/share/man/man1/qemu-tiers-system-x86_64.1    (system)
+#   PREFIX/share/man/man1/qemu-tiers-{system-x86_64,ivq-broker}.1 (system)
 #   DOCDIR/examples/libvirt/*.xml                       (system) docs/libvirt/
 #       with this install's emulator path
 #   PREFIX/lib/qemu-tiers/bin/exit-handler-post         (dev) the example handler
@@ -49,7 +51,8 @@ esac
 fork=$BUILD/qemu-fork
 tiers=$BUILD/tiers
 [ -x "$fork/qemu-system-x86_64" ] || die "no fork build in ${fork#"$TOP"/} (run 'make build')"
-[ -x "$tiers/accel/route/libexithandler/exit-handler-post" ] ||
+[ -x "$tiers/accel/route/libexithandler/exit-handler-post" ] &&
+    [ -x "$tiers/hw/ivq/broker/ivq-broker" ] ||
     die "no build/tiers (run 'make build')"
 
 manifest=$pkglib/installed-files
@@ -93,6 +96,10 @@ if [[ " $parts " = *" system "* ]]; then
     put 0755 "$fork/qemu-system-x86_64" "$pkglib/bin/qemu-system-x86_64"
     strip_bin "$pkglib/bin/qemu-system-x86_64"
     link "$pkglib/bin/qemu-system-x86_64" "$prefix/bin/qemu-tiers-system-x86_64"
+    # The inter-VM queues' broker (docs/intervm-queues.rst).
+    put 0755 "$tiers/hw/ivq/broker/ivq-broker" "$pkglib/bin/ivq-broker"
+    strip_bin "$pkglib/bin/ivq-broker"
+    link "$pkglib/bin/ivq-broker" "$prefix/bin/qemu-tiers-ivq-broker"
     # Firmware: SeaBIOS from Debian's package (linked, as in the build),
     # the option ROMs this build compiled (copied), QEMU's trace events.
     [ -f /usr/share/seabios/bios-256k.bin ] || die "SeaBIOS missing (package seabios; run 'make setup')"
@@ -115,16 +122,18 @@ if [[ " $parts " = *" system "* ]]; then
         chmod 0644 "$destdir$aa"
         files+=("$aa")
     fi
-    man=$prefix/share/man/man1/qemu-tiers-system-x86_64.1
-    if [ "${STRIP:-0}" = 1 ]; then
-        # Debian's form: compressed, reproducibly.
-        mkdir_p "$(dirname "$man")"
-        gzip -9n < "$TOP/docs/qemu-tiers-system-x86_64.1" > "$destdir$man.gz"
-        chmod 0644 "$destdir$man.gz"
-        files+=("$man.gz")
-    else
-        put 0644 "$TOP/docs/qemu-tiers-system-x86_64.1" "$man"
-    fi
+    for page in qemu-tiers-system-x86_64.1 qemu-tiers-ivq-broker.1; do
+        man=$prefix/share/man/man1/$page
+        if [ "${STRIP:-0}" = 1 ]; then
+            # Debian's form: compressed, reproducibly.
+            mkdir_p "$(dirname "$man")"
+            gzip -9n < "$TOP/docs/$page" > "$destdir$man.gz"
+            chmod 0644 "$destdir$man.gz"
+            files+=("$man.gz")
+        else
+            put 0644 "$TOP/docs/$page" "$man"
+        fi
+    done
     # The libvirt examples with this install's emulator; the guest (any
     # kernel and initramfs, e.g. build/guest's) goes where libvirt keeps
     # boot images (docs/libvirt.rst).

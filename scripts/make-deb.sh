@@ -141,7 +141,8 @@ control qemu-tiers-system-x86 otherosfs "$sys_deps" \
     "." \
     "The emulator is /usr/lib/qemu-tiers/bin/qemu-system-x86_64, started as" \
     "qemu-tiers-system-x86_64; it installs beside Debian's qemu-system-x86" \
-    "and replaces none of its files."
+    "and replaces none of its files.  qemu-tiers-ivq-broker connects the" \
+    "inter-VM queue devices (-device ivq) of the guests on one host."
 control qemu-tiers-exit-handler-dev libdevel "$dev_deps" \
     "qemu-tiers external exit handlers: library, headers and example" \
     "A static library and its headers for writing the handler processes that" \

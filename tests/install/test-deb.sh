@@ -176,6 +176,8 @@ else
 fi
 "$root/usr/lib/qemu-tiers/bin/exit-handler-post" --help > /dev/null 2>&1 &&
     ok "the packaged exit-handler-post runs" || bad "the packaged exit-handler-post does not run"
+"$root/usr/bin/qemu-tiers-ivq-broker" -h 2>&1 | grep -q usage &&
+    ok "the packaged qemu-tiers-ivq-broker runs" || bad "the packaged qemu-tiers-ivq-broker does not run"
 
 # 6. Purge.
 if [ $real = 1 ]; then

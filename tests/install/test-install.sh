@@ -29,6 +29,11 @@ q=$p/bin/qemu-tiers-system-x86_64
     ok "bin/qemu-tiers-system-x86_64 -> $(readlink "$q")" || bad "bin/qemu-tiers-system-x86_64 is not the relative link"
 [ ! -e "$p/bin/qemu-system-x86_64" ] && ok "no bin/qemu-system-x86_64 that would shadow Debian's" ||
     bad "bin/qemu-system-x86_64 installed"
+b=$p/bin/qemu-tiers-ivq-broker
+[ -L "$b" ] && [ "$(readlink "$b")" = ../lib/qemu-tiers/bin/ivq-broker ] &&
+    "$b" -h 2>&1 | grep -q "usage" &&
+    ok "bin/qemu-tiers-ivq-broker -> $(readlink "$b"), runs" ||
+    bad "bin/qemu-tiers-ivq-broker missing, not the relative link, or does not run"
 want="QEMU emulator version $QEMU_UPSTREAM_VERSION (qemu-tiers, Debian $QEMU_SRC_VERSION)"
 v=$("$q" --version 2>&1 | head -n1)
 [ "$v" = "$want" ] && ok "installed --version: $v" || bad "installed --version: '$v', want '$want'"
