@@ -169,11 +169,7 @@ def main():
             w, min(io_without[w]), min(io_with[w]),
             statistics.median(io_without[w]),
             statistics.median(io_with[w]), med, ci_text(ci)))
-    text = "\n".join(lines)
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as out:
-            out.write(text + "\n")
+    bench_run.report(lines, args.markdown)
     return 0
 
 

@@ -289,11 +289,7 @@ def main():
               % (datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
                  args.reps, bench_run.ROUNDS,
                  "/".join("%s %d" % kv for kv in OPS.items()), ghz), ""]
-    text = "\n".join(lines)
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text + "\n")
+    bench_run.report(lines, args.markdown)
     return 0 if rows else 1
 
 

@@ -326,11 +326,7 @@ def main():
             lines.append("")
     if not kvm:
         lines.append("KVM: skipped (/dev/kvm absent on this machine).")
-    text = "\n".join(lines)
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as out:
-            out.write(text + "\n")
+    bench_run.report(lines, args.markdown)
     return 0
 
 

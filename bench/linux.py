@@ -192,11 +192,7 @@ def main():
               "Fork: " + bench_run.version_of("fork"),
               "Date: " + datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
               ""]
-    text = "\n".join(lines)
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text + "\n")
+    bench_run.report(lines, args.markdown)
     return 0
 
 

@@ -155,11 +155,7 @@ def main():
                     BATCH, spread(per_page, "%.1f"),
                     spread([r["qmp"] for r in reps]),
                     sorted(set(r["bad"] for r in reps))), ""]
-    text = "\n".join(out) + "\n"
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text)
+    bench_run.report(out, args.markdown)
     return 0
 
 

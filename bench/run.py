@@ -93,6 +93,16 @@ BENCH_RE = re.compile(r"^BENCH workload=(\S+) cpus=(\d+) n=(\d+)(?: ap=\S+)? "
                       r"cycles=([\d.]+) min=([\d.]+)")
 
 
+def report(lines, markdown=None):
+    """Prints a bench's report (a list of lines) and writes it to
+    @markdown if given."""
+    text = "\n".join(lines)
+    print(text)
+    if markdown:
+        with open(markdown, "w") as f:
+            f.write(text + "\n")
+
+
 def qemu_binary(which):
     return os.path.join(BUILD, "qemu-" + which, "qemu-system-x86_64")
 
@@ -414,11 +424,7 @@ def main():
     if failed:
         meta.append("Not measured (failed on this host): " +
                     ", ".join(failed) + ".")
-    text = "\n".join(head + body + meta)
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text + "\n")
+    report(head + body + meta, args.markdown)
     return 1 if failed or not rows else 0
 
 
