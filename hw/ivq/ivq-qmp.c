@@ -1,5 +1,5 @@
 /*
- * qemu-tiers inter-VM queues: query-ivq.
+ * qemu-tiers inter-VM queues: query-ivq and its HMP twin, info ivq.
  *
  * Copyright (c) 2026 qemu-tiers contributors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -9,6 +9,8 @@
 #include "qapi/error.h"
 #include "qapi/qapi-commands-ivq.h"
 #include "qemu/main-loop.h"
+#include "monitor/hmp.h"
+#include "monitor/monitor.h"
 #include "ivq-internal.h"
 
 static IvqTraffic *ivq_traffic(const uint64_t *msgs, const uint64_t *bytes)
@@ -84,4 +86,46 @@ IvqInfoList *qmp_query_ivq(Error **errp)
     assert(bql_locked());
     object_child_foreach_recursive(object_get_root(), ivq_collect, &tail);
     return list;
+}
+
+void hmp_info_ivq(Monitor *mon, const QDict *qdict)
+{
+    Error *err = NULL;
+    g_autoptr(IvqInfoList) list = qmp_query_ivq(&err);
+    IvqInfoList *e;
+    IvqPeerInfoList *p;
+
+    if (hmp_handle_error(mon, err)) {
+        return;
+    }
+    if (!list) {
+        monitor_printf(mon, "no ivq device\n");
+    }
+    for (e = list; e; e = e->next) {
+        IvqInfo *i = e->value;
+
+        monitor_printf(mon, "%s '%s': ", i->device, i->name);
+        if (i->connected) {
+            monitor_printf(mon, "peer %u", i->peer_id);
+        } else {
+            monitor_printf(mon, "not connected");
+        }
+        monitor_printf(mon, ", queue %u messages (%u of %u bytes)\n",
+                       i->queue_depth, i->queue_bytes, i->queue_size);
+        monitor_printf(mon, "  sent %" PRIu64 " messages, %" PRIu64
+                       " bytes; received %" PRIu64 " messages, %" PRIu64
+                       " bytes (copy)\n", i->sent->copy_messages,
+                       i->sent->copy_bytes, i->received->copy_messages,
+                       i->received->copy_bytes);
+        monitor_printf(mon, "  refused: unknown-peer %" PRIu64 " too-big %"
+                       PRIu64 " queue-full %" PRIu64 " bad-value %" PRIu64
+                       " peer-down %" PRIu64 "\n",
+                       i->errors->unknown_peer, i->errors->too_big,
+                       i->errors->queue_full, i->errors->bad_value,
+                       i->errors->peer_down);
+        for (p = i->peers; p; p = p->next) {
+            monitor_printf(mon, "  peer %u '%s' %s\n", p->value->id,
+                           p->value->name, p->value->up ? "up" : "down");
+        }
+    }
 }

@@ -361,6 +361,7 @@ static void test_order_identity(void)
 {
     Env *e = env_start("", "");
     Vm *a = &e->a, *b = &e->b;
+    g_autofree char *hmp = NULL, *line = NULL;
     GArray *got;
     uint32_t i;
 
@@ -418,8 +419,10 @@ static void test_order_identity(void)
     }
     msgs_free(got);
 
-    /* To itself: stamped all the same. */
+    /* To itself: stamped all the same; INT_RX raised in the send. */
+    wr(a, INT_STATUS, ~0u);
     g_assert_cmpuint(send_one(a, a->id, 8, 99, true), ==, OK);
+    g_assert_true(rd(a, INT_STATUS) & INT_RX);
     g_assert_cmpuint(recv_all(a, &got), ==, 1);
     g_assert_cmphex(g_array_index(got, Msg, 0).h.src, ==, a->id);
     msgs_free(got);
@@ -429,6 +432,10 @@ static void test_order_identity(void)
     g_assert_cmpint(info_int(b, "received", "copy-messages"), ==, 3);
     g_assert_cmpint(info_int(a, "received", "copy-messages"), ==, 4);
     g_assert_cmpint(info_int(a, NULL, "peer-id"), ==, a->id);
+    hmp = qtest_hmp(a->qts, "info ivq");
+    line = g_strdup_printf("'vm-a': peer %u, queue 0 messages", a->id);
+    g_assert(strstr(hmp, line));
+    g_assert(strstr(hmp, "sent 4 messages, 608 bytes; received 4 messages"));
     env_stop(e);
 }
 
