@@ -139,6 +139,12 @@ struct IvqState {
     IvqRing ring;
     EventNotifier doorbell;     /* peers ring it: our queue grew */
     EventNotifier db_noexit;    /* the guest rings it: send (no exit) */
+    /*
+     * Where db_noexit is served: this iothread (property iothread), or
+     * the main loop.  Set before realize.  The handler takes the BQL in
+     * the iothread: the device's state is the BQL's.
+     */
+    struct IOThread *iothread;
 
     /* Registers and device state; BQL. */
     uint32_t id;

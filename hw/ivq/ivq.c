@@ -14,7 +14,8 @@
  * receive queue with a header the VMM writes (the sender's id from the
  * broker, never from the guest), then rings the destination's doorbell.
  * Doorbell "exit" sends in the MMIO write; doorbell "no exit" is an
- * ioeventfd (no userspace exit under KVM), the send runs in the main loop.
+ * ioeventfd (no userspace exit under KVM), the send runs in the main loop,
+ * or in the iothread named by the property iothread (with the BQL).
  *
  * Page flip (flip-threshold): not implemented yet; 0, the default and
  * the only accepted value, copies every message.  The place for it is
@@ -39,6 +40,8 @@
 #include "hw/qdev-properties-system.h"
 #include "migration/blocker.h"
 #include "migration/vmstate.h"
+#include "block/aio.h"
+#include "system/iothread.h"
 #include "ivq-internal.h"
 #include "trace.h"
 
@@ -214,18 +217,39 @@ static void ivq_send(IvqState *s, const IvqSendRegs *regs, bool exit)
     trace_ivq_send(s->name, exit, regs->count, done, ivq_status_name[st]);
 }
 
-/* Doorbell "no exit" rang (an ioeventfd, or the write handler). */
+/* Doorbell "no exit" rang (an ioeventfd, or the write handler).  BQL. */
 static void ivq_noexit_notify(EventNotifier *e)
 {
     IvqState *s = container_of(e, IvqState, db_noexit);
     IvqSendRegs regs;
 
+    assert(bql_locked());
     if (!event_notifier_test_and_clear(e)) {
         return;
     }
     regs = s->send;
     ivq_send(s, &regs, false);
     ivq_raise(s, IVQ_INT_SENT);
+}
+
+/* The same, served by the device's iothread: without the BQL until here. */
+static void ivq_noexit_notify_iothread(EventNotifier *e)
+{
+    BQL_LOCK_GUARD();
+    ivq_noexit_notify(e);
+}
+
+static void ivq_noexit_serve(IvqState *s, bool on)
+{
+    if (s->iothread) {
+        aio_set_event_notifier(iothread_get_aio_context(s->iothread),
+                               &s->db_noexit,
+                               on ? ivq_noexit_notify_iothread : NULL,
+                               NULL, NULL);
+    } else {
+        event_notifier_set_handler(&s->db_noexit,
+                                   on ? ivq_noexit_notify : NULL);
+    }
 }
 
 /* A peer (or this device) added to our receive queue. */
@@ -499,7 +523,7 @@ static void ivq_realize(PCIDevice *d, Error **errp)
                      PCI_BASE_ADDRESS_MEM_TYPE_64, &s->bar2);
 
     event_notifier_set_handler(&s->doorbell, ivq_doorbell_notify);
-    event_notifier_set_handler(&s->db_noexit, ivq_noexit_notify);
+    ivq_noexit_serve(s, true);
     s->id = s->want_id = IVQ_NO_PEER;
     s->send.count = 1;
     ivq_link_init(s);
@@ -520,7 +544,7 @@ static void ivq_exit(PCIDevice *d)
 
     ivq_link_cleanup(s);
     event_notifier_set_handler(&s->doorbell, NULL);
-    event_notifier_set_handler(&s->db_noexit, NULL);
+    ivq_noexit_serve(s, false);
     memory_region_del_eventfd(&s->bar0, IVQ_REG_DB_NOEXIT, 4, false, 0,
                               &s->db_noexit);
     event_notifier_cleanup(&s->db_noexit);
@@ -608,6 +632,8 @@ static const Property ivq_properties[] = {
     DEFINE_PROP_UINT32("send-size", IvqState, send_size, 256 * KiB),
     DEFINE_PROP_UINT32("queue-size", IvqState, queue_size, 256 * KiB),
     DEFINE_PROP_UINT64("flip-threshold", IvqState, flip_threshold, 0),
+    DEFINE_PROP_LINK("iothread", IvqState, iothread, TYPE_IOTHREAD,
+                     IOThread *),
 };
 
 static void ivq_class_init(ObjectClass *klass, void *data)

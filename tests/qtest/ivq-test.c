@@ -440,6 +440,39 @@ static void test_order_identity(void)
 }
 
 /*
+ * iothread=: the no-exit doorbell served by the device's iothread (which
+ * takes the BQL for the send): messages arrive in order, INT_SENT and
+ * INT_RX as from the main loop.
+ */
+static void test_noexit_iothread(void)
+{
+    Env *e = env_start("", ",iothread=io0 -object iothread,id=io0");
+    Vm *a = &e->a, *b = &e->b;
+    GArray *got;
+    uint32_t i;
+
+    wr(a, INT_MASK, INT_SENT);
+    wr(b, INT_MASK, INT_RX);
+    for (i = 1; i <= 20; i++) {
+        wr(a, INT_STATUS, ~0u);
+        g_assert_cmpuint(send_one(a, b->id, 16 * i, i, false), ==, OK);
+        g_assert_true(rd(a, INT_STATUS) & INT_SENT);
+    }
+    g_assert_true(wait_reg(b, RX_COUNT, ~0u, 20));
+    g_assert_true(rd(b, INT_STATUS) & INT_RX);
+    g_assert_cmpuint(recv_all(b, &got), ==, 20);
+    for (i = 0; i < 20; i++) {
+        Msg *m = &g_array_index(got, Msg, i);
+
+        g_assert_cmphex(m->h.src, ==, a->id);
+        g_assert_cmpuint(m->h.tag, ==, i + 1);
+        g_assert_cmpuint(m->h.len, ==, 16 * (i + 1));
+    }
+    msgs_free(got);
+    env_stop(e);
+}
+
+/*
  * Flow control: a full queue refuses (QUEUE_FULL) and takes nothing; a
  * batch stops at the first that does not fit and says how many went;
  * after a pop the rest goes; nothing is lost or reordered.
@@ -952,6 +985,7 @@ int main(int argc, char **argv)
         return g_test_run();
     }
     qtest_add_func("/ivq/order-identity", test_order_identity);
+    qtest_add_func("/ivq/noexit-iothread", test_noexit_iothread);
     qtest_add_func("/ivq/flow-control", test_flow_control);
     qtest_add_func("/ivq/bad-input", test_bad_input);
     qtest_add_func("/ivq/peer-killed", test_peer_killed);
