@@ -93,7 +93,6 @@ typedef struct RasPage {
     bool pending;               /* a retirement is queued */
     bool poisoned;              /* an uncorrected error was forwarded */
     MemoryRegion *poison;       /* its overlay, once installed */
-    struct RasPolicy *policy;
 } RasPage;
 
 /*
@@ -153,7 +152,6 @@ static RasPage *ras_page_get(RasPolicy *p, uint64_t addr)
     if (!pg) {
         pg = g_new0(RasPage, 1);
         pg->addr = addr;
-        pg->policy = p;
         g_hash_table_insert(p->pages, &pg->addr, pg);
     }
     return pg;
@@ -605,6 +603,17 @@ RasRetiredPage *qmp_ras_retire_page(uint64_t addr, Error **errp)
     return g_memdup2(&r, sizeof(r));
 }
 
+/* Whether @pages is a batch size ras-retire-pages takes (QMP, HMP). */
+static bool ras_batch_check(int64_t pages, Error **errp)
+{
+    if (pages < 1 || pages > RAS_MAX_BATCH) {
+        error_setg(errp, "pages=%" PRId64 ": a batch is 1 to %u pages",
+                   pages, RAS_MAX_BATCH);
+        return false;
+    }
+    return true;
+}
+
 RasRetiredPageList *qmp_ras_retire_pages(uint64_t addr, uint32_t pages,
                                          Error **errp)
 {
@@ -616,9 +625,7 @@ RasRetiredPageList *qmp_ras_retire_pages(uint64_t addr, uint32_t pages,
     if (!p) {
         return NULL;
     }
-    if (!pages || pages > RAS_MAX_BATCH) {
-        error_setg(errp, "pages=%u: a batch is 1 to %u pages", pages,
-                   RAS_MAX_BATCH);
+    if (!ras_batch_check(pages, errp)) {
         return NULL;
     }
     addr &= ~((uint64_t)p->page_size - 1);
@@ -763,10 +770,7 @@ void hmp_ras_retire_page(Monitor *mon, const QDict *qdict)
     g_autoptr(RasRetiredPageList) list = NULL;
     Error *err = NULL;
 
-    if (pages < 1 || pages > RAS_MAX_BATCH) {
-        error_setg(&err, "pages=%" PRId64 ": a batch is 1 to %u pages",
-                   pages, RAS_MAX_BATCH);
-    } else {
+    if (ras_batch_check(pages, &err)) {
         list = qmp_ras_retire_pages(addr, pages, &err);
     }
     if (hmp_handle_error(mon, err)) {

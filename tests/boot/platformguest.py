@@ -31,6 +31,17 @@ def check(what, ok, detail=""):
         failures.append(what)
 
 
+def debian_initramfs(out, **bins):
+    """The Debian guest's initramfs at @out: guest/init, busybox and
+    @bins (name=path: bin/NAME in the guest)."""
+    subprocess.run([sys.executable,
+                    os.path.join(TOP, "scripts", "mkinitramfs.py"), out,
+                    "init=" + os.path.join(TOP, "guest", "init"),
+                    "bin/busybox=" + os.path.join(BUILD, "guest", "busybox")] +
+                   ["bin/%s=%s" % b for b in sorted(bins.items())],
+                   check=True)
+
+
 def thread_of(qmp, cpu_index):
     """The host thread id of vCPU @cpu_index."""
     for c in qmp.cmd("query-cpus-fast"):

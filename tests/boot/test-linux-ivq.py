@@ -23,7 +23,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from platformguest import BUILD, QMP, TOP, check, failures  # noqa: E402
+from platformguest import (BUILD, QMP, check,  # noqa: E402
+                           debian_initramfs, failures)
 
 RAM_MIB = 256
 SEND_SIZE, QUEUE_SIZE = 4 << 20, 8 << 20
@@ -69,15 +70,6 @@ def total_bytes(p):
 def step(mode, peer, p):
     return "%s:%d:%d:%d:%d:%d" % (mode, peer, p["count"], p["lo"], p["hi"],
                                   p["seed"])
-
-
-def make_initramfs(out):
-    subprocess.run([sys.executable, os.path.join(TOP, "scripts",
-                                                 "mkinitramfs.py"), out,
-                    "init=" + os.path.join(TOP, "guest", "init"),
-                    "bin/busybox=" + os.path.join(BUILD, "guest", "busybox"),
-                    "bin/ivqctl=" + os.environ["QT_GUEST_IVQCTL"]],
-                   check=True)
 
 
 class VM:
@@ -168,7 +160,7 @@ def main():
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         initrd = os.path.join(tmp, "initramfs.cpio.gz")
-        make_initramfs(initrd)
+        debian_initramfs(initrd, ivqctl=os.environ["QT_GUEST_IVQCTL"])
         bsock = os.path.join(tmp, "broker.sock")
         berr = open(os.path.join(tmp, "broker.err"), "w+")
         broker = subprocess.Popen([os.environ["QT_IVQ_BROKER"], "-s", bsock,

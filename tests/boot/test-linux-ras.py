@@ -20,7 +20,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from platformguest import BUILD, QMP, TOP, check, failures  # noqa: E402
+from platformguest import (BUILD, QMP, check,  # noqa: E402
+                           debian_initramfs, failures)
 
 CPU = "qemu64,vendor=GenuineIntel,family=6,model=85,stepping=4"
 RAM_MIB, CHECK_MIB = 512, 320
@@ -31,16 +32,6 @@ CORRECTED_NO_ADDR = 0x980000000000009f  # VAL EN MISCV
 LINE = re.compile(r"QT-MEMCHECK cpu=(\d+) pass=(\d+) bad=(\d+)")
 KERNEL_MCE = re.compile(r"Machine check events logged|Hardware Error|"
                         r"Memory failure|mce: ")
-
-
-def make_initramfs(out):
-    busybox = os.path.join(BUILD, "guest", "busybox")
-    subprocess.run([sys.executable, os.path.join(TOP, "scripts",
-                                                 "mkinitramfs.py"), out,
-                    "init=" + os.path.join(TOP, "guest", "init"),
-                    "bin/busybox=" + busybox,
-                    "bin/memcheck=" + os.environ["QT_GUEST_MEMCHECK"]],
-                   check=True)
 
 
 def reports(serial):
@@ -68,7 +59,7 @@ def main():
     rng = random.Random(20261205)
     with tempfile.TemporaryDirectory() as tmp:
         initrd = os.path.join(tmp, "initramfs.cpio.gz")
-        make_initramfs(initrd)
+        debian_initramfs(initrd, memcheck=os.environ["QT_GUEST_MEMCHECK"])
         serial, sock = os.path.join(tmp, "serial"), os.path.join(tmp, "qmp")
         err = open(os.path.join(tmp, "err"), "w")
         pool = SINGLES + BATCHES * BATCH + STORMS
