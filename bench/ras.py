@@ -9,8 +9,9 @@ real).  Each repetition retires SINGLES pages one by one over QMP
 (ras-retire-page) and BATCHES batches of 512 (ras-retire-pages), then
 runs remapcost.  Per repetition, the medians of:
 
-  pause     the vCPUs stopped (pause-ns: pause_all_vcpus() to
-            resume_all_vcpus() returning)
+  pause     the vCPUs kept out of guest code (pause-ns: from the
+            request for the exclusive section until it ends; an upper
+            bound of the guest's pause)
   remap     of that, the copy and the mmap (remap-ns)
   latency   the QMP command's round trip, seen by this script (beside
             a query-status round trip: what the main loop's wait for a

@@ -13,8 +13,8 @@
  * workload NAME instead, so that the measured device contends only with
  * another device's accesses.  Options come from the multiboot command
  * line (-append): n=, rounds=, smp=, only=, ap=, irq=, waitcheck=,
- * gatecheck=, straddle=, platform=, memcheck=, memprobe=, ivq=, ivqdb=,
- * ivqdest=, ivmsgcopy=, ivshmem=.
+ * gatecheck=, straddle=, platform=, memcheck=, memprobe=, smccheck=, ivq=,
+ * ivqdb=, ivqdest=, ivmsgcopy=, ivshmem=.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -1154,6 +1154,59 @@ static void memcheck(u32 pages, u32 probes, u32 aps)
     memcheck_cpu(0);
 }
 
+/* ---- smccheck: code rewritten in pages that are retired ----------------- */
+
+/*
+ * smccheck=PAGES, for tests/boot/test-ras-guest.py: PAGES pages from
+ * MEMCHECK_BASE up each hold a function "mov eax, imm32; ret".  Over
+ * and over, vCPU 0 writes a new immediate into each page's function and
+ * calls it: a CPU (and TCG, which translated the old one) must run the
+ * new instruction.  The host retires the pages meanwhile; a call that
+ * returns the old immediate ran stale code.  Every SMCCHECK_REPORT
+ * passes:
+ *
+ *   BENCH-SMCCHECK pass=P stale=S
+ */
+#define SMCCHECK_REPORT     64
+
+static void smccheck(u32 pages)
+{
+    u32 pass = 0, stale = 0, gen = 0, p;
+
+    if (pages > MEMCHECK_MAX_PAGES) {
+        pages = MEMCHECK_MAX_PAGES;
+    }
+    puts_serial("BENCH-SMCCHECK ready pages=");
+    put_u64(pages);
+    puts_serial("\n");
+    for (;;) {
+        gen++;
+        for (p = 0; p < pages; p++) {
+            /* volatile: the code bytes are data to this loop. */
+            volatile u8 *code = (volatile u8 *)(MEMCHECK_BASE + p * 4096u);
+            u32 (*fn)(void) = (u32 (*)(void))(MEMCHECK_BASE + p * 4096u);
+            u32 want = gen * 0x10000u + p;
+
+            code[0] = 0xb8;                         /* mov eax, imm32 */
+            code[1] = want;
+            code[2] = want >> 8;
+            code[3] = want >> 16;
+            code[4] = want >> 24;
+            code[5] = 0xc3;                         /* ret */
+            if (fn() != want) {
+                stale++;
+            }
+        }
+        if (++pass % SMCCHECK_REPORT == 0) {
+            puts_serial("BENCH-SMCCHECK pass=");
+            put_u64(pass);
+            puts_serial(" stale=");
+            put_u64(stale);
+            puts_serial("\n");
+        }
+    }
+}
+
 /* ---- inter-VM messages: ivq and ivshmem, one message at a time ---------- */
 
 /*
@@ -1642,6 +1695,9 @@ void bench_main(struct multiboot_info *mbi)
     }
     if (opt_u32("memcheck", 0)) {
         memcheck(opt_u32("memcheck", 0), opt_u32("memprobe", 0), aps);     /* does not return */
+    }
+    if (opt_u32("smccheck", 0)) {
+        smccheck(opt_u32("smccheck", 0));       /* does not return */
     }
     if (opt_u32("ivq", 0)) {
         ivq_bench(opt_u32("ivq", 0), n ? n : 1, rounds);

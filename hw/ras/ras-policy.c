@@ -6,10 +6,11 @@
  *           [,ce-decay-ms=N]
  *   -object exit-route,id=R,event=mce,handler=platform
  *
- * Retirement of a guest page (docs/ras.rst): stop the vCPUs, copy the
- * page into a page of the sequestered pool (a memfd the guest never
- * maps), map that pool page over the old one at the same host address,
- * mark it dirty for migration, resume.  Guest-physical address, memory
+ * Retirement of a guest page (docs/ras.rst): keep every vCPU out of
+ * guest code (an exclusive section), copy the page into a page of the
+ * sequestered pool (a memfd the guest never maps), map that pool page
+ * over the old one at the same host address, mark it dirty for
+ * migration, let the vCPUs go.  Guest-physical address, memory
  * slot and host virtual address stay; only the host page behind them
  * changes.  KVM follows through its MMU notifier, TCG's softmmu TLB holds
  * host addresses and needs no flush.
@@ -36,7 +37,10 @@
  *
  * Locking: the BQL for everything here (QMP, the bottom half, the
  * platform handler); retirements run in the main loop only, never on a
- * vCPU thread, because they stop every vCPU.
+ * vCPU thread, because they keep every vCPU out of guest code.  The
+ * copy and the mmap run on a vCPU thread in the exclusive section,
+ * without the BQL, touching only their RasRemap; the main loop waits for
+ * them with the BQL dropped.
  *
  * Copyright (c) 2026 qemu-tiers contributors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -67,6 +71,7 @@
 #include "qobject/qdict.h"
 #include "qemu/log.h"
 #include "accel/route/exit-router.h"
+#include "ras-dirty.h"
 #include "trace.h"
 
 #define TYPE_RAS_POLICY "ras-policy"
@@ -304,84 +309,163 @@ static bool ras_copy_page(RasPolicy *p, uint32_t index, const uint8_t *src,
 static void ras_poison_install(RasPolicy *p, RasPage *pg);
 
 /*
- * Retires the @pages pages from @addr (page aligned) in one stop of the
- * vCPUs: copies each into the next pool page, maps the run of pool
- * pages over them at the same host address, marks them dirty.  Main
- * loop, BQL.  Fills @out[0..@pages-1] if not NULL.  On failure nothing
- * has changed.
+ * The part of a retirement done while no vCPU runs guest code: the copy,
+ * the mmap and the dirty marking.  Filled by ras_retire() in the main
+ * loop; run by ras_remap_exclusive() on a vCPU thread.
+ */
+typedef struct RasRemap {
+    RasPolicy *p;
+    MemoryRegion *mr;
+    uint64_t offset;
+    uint8_t *hva;
+    uint32_t index, pages;
+    RasRetireReason reason;
+    bool *lost;
+    int map_errno;              /* the mmap's errno, 0 if it worked */
+    int64_t t_copy, t_done;     /* get_clock() before the copy, after all */
+    /* @lock and @cond guard @done, the handshake with the main loop. */
+    QemuMutex lock;
+    QemuCond cond;
+    bool done;
+} RasRemap;
+
+static void ras_remap(RasRemap *w)
+{
+    RasPolicy *p = w->p;
+    size_t len = (size_t)w->pages * p->page_size;
+    uint32_t i;
+    void *map;
+
+    w->t_copy = get_clock();
+    for (i = 0; i < w->pages; i++) {
+        w->lost[i] = !ras_copy_page(p, w->index + i,
+                                    w->hva + (size_t)i * p->page_size,
+                                    w->reason);
+    }
+    map = mmap(w->hva, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+               p->pool_fd, (off_t)w->index * p->page_size);
+    w->map_errno = map == MAP_FAILED ? errno : 0;
+    if (!w->map_errno) {
+        /* The migration bitmap: the pages are sent again. */
+        ras_mark_moved(w->mr, w->offset, len);
+    }
+    w->t_done = get_clock();
+}
+
+/*
+ * In an exclusive section (start_exclusive(): every vCPU is out of
+ * KVM_RUN or the TCG execution loop and waits in cpu_exec_start() until
+ * it ends), on the vCPU thread the work was queued to, without the BQL.
+ */
+static void ras_remap_exclusive(CPUState *cpu, run_on_cpu_data data)
+{
+    RasRemap *w = data.host_ptr;
+
+    assert(!bql_locked());
+    ras_remap(w);
+    qemu_mutex_lock(&w->lock);
+    w->done = true;
+    qemu_cond_signal(&w->cond);
+    qemu_mutex_unlock(&w->lock);
+}
+
+/*
+ * Runs @w with every vCPU out of guest code.  Not pause_all_vcpus(): that
+ * parks each vCPU on its halt condition under the BQL and wakes each
+ * again, four thread hand-offs through the BQL that cost ~70 us on two
+ * busy host cores; an exclusive section only makes each vCPU leave guest
+ * code at its next instruction boundary and wait, and the first one to
+ * leave does the work.  The main loop drops the BQL while it waits, as
+ * pause_all_vcpus() does, so that a vCPU inside an MMIO access can
+ * finish it and leave.
+ */
+static void ras_remap_with_vcpus_out(RasRemap *w)
+{
+    if (!first_cpu) {
+        ras_remap(w);               /* no vCPU: nothing to keep out */
+        return;
+    }
+    qemu_mutex_init(&w->lock);
+    qemu_cond_init(&w->cond);
+    w->done = false;
+    async_safe_run_on_cpu(first_cpu, ras_remap_exclusive,
+                          RUN_ON_CPU_HOST_PTR(w));
+    bql_unlock();
+    qemu_mutex_lock(&w->lock);
+    while (!w->done) {
+        qemu_cond_wait(&w->cond, &w->lock);
+    }
+    qemu_mutex_unlock(&w->lock);
+    bql_lock();
+    qemu_cond_destroy(&w->cond);
+    qemu_mutex_destroy(&w->lock);
+}
+
+/*
+ * Retires the @pages pages from @addr (page aligned) in one exclusive
+ * section of the vCPUs: copies each into the next pool page, maps the
+ * run of pool pages over them at the same host address, marks them dirty.
+ * Main loop, BQL (dropped while the vCPUs are kept out).  Fills
+ * @out[0..@pages-1] if not NULL.  On failure nothing has changed.
  */
 static bool ras_retire(RasPolicy *p, uint64_t addr, uint32_t pages,
                        RasRetireReason reason, bool reserved,
                        RasRetiredPage *out, Error **errp)
 {
     g_autofree bool *lost = g_new0(bool, pages);
-    size_t len = (size_t)pages * p->page_size;
-    MemoryRegion *mr;
-    uint64_t offset;
-    uint32_t index, i;
-    uint8_t *hva;
-    void *map;
-    int64_t t0, t1, t2, t3;
+    RasRemap w = { .p = p, .pages = pages, .reason = reason, .lost = lost };
+    uint32_t i;
+    int64_t t0, pause_ns;
 
     assert(bql_locked());
     assert(!current_cpu);
     if (reserved) {
         p->pool_reserved -= pages;
     }
-    if (!ras_range_check(p, addr, pages, &mr, &offset, errp)) {
+    if (!ras_range_check(p, addr, pages, &w.mr, &w.offset, errp)) {
         return false;
     }
-    if (!ras_pool_take(p, pages, &index)) {
-        memory_region_unref(mr);
+    if (!ras_pool_take(p, pages, &w.index)) {
+        memory_region_unref(w.mr);
         ras_pool_exhausted(addr, reason);
         error_setg(errp, "the sequestered pool is full (%u pages, %u free, "
                    "%u asked for)", p->pool_pages,
                    p->pool_pages - p->pool_used - p->pool_reserved, pages);
         return false;
     }
-    hva = (uint8_t *)memory_region_get_ram_ptr(mr) + offset;
+    w.hva = (uint8_t *)memory_region_get_ram_ptr(w.mr) + w.offset;
 
     t0 = get_clock();
-    pause_all_vcpus();
-    t1 = get_clock();
-    for (i = 0; i < pages; i++) {
-        lost[i] = !ras_copy_page(p, index + i, hva + (size_t)i * p->page_size,
-                                 reason);
-    }
-    map = mmap(hva, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-               p->pool_fd, (off_t)index * p->page_size);
-    if (map == MAP_FAILED) {
-        resume_all_vcpus();
-        error_setg_errno(errp, errno, "cannot map pool pages %u-%u over "
-                         "guest pages 0x%" PRIx64 "+%u", index,
-                         index + pages - 1, addr, pages);
-        memory_region_unref(mr);
+    ras_remap_with_vcpus_out(&w);
+    memory_region_unref(w.mr);
+    if (w.map_errno) {
+        error_setg_errno(errp, w.map_errno, "cannot map pool pages %u-%u "
+                         "over guest pages 0x%" PRIx64 "+%u", w.index,
+                         w.index + pages - 1, addr, pages);
         return false;
     }
-    /* The migration bitmap: the pages are sent again, whatever they held. */
-    memory_region_set_dirty(mr, offset, len);
-    t2 = get_clock();
-    resume_all_vcpus();
-    t3 = get_clock();
-    memory_region_unref(mr);
+    /* From the request to stop the vCPUs until they were let go. */
+    pause_ns = w.t_done - t0;
 
     for (i = 0; i < pages; i++) {
         uint64_t a = addr + (uint64_t)i * p->page_size;
         RasPage *pg = ras_page_get(p, a);
         RasRetiredPage r = {
-            .addr = a, .reason = reason, .pause_ns = t3 - t0,
-            .pool_index = index + i, .remap_ns = t2 - t1, .lost = lost[i],
+            .addr = a, .reason = reason, .pause_ns = pause_ns,
+            .pool_index = w.index + i, .remap_ns = w.t_done - w.t_copy,
+            .lost = lost[i],
         };
 
         pg->retired = true;
         g_array_append_val(p->retired, r);
-        trace_ras_retire(a, RasRetireReason_str(reason), index + i, t3 - t0);
+        trace_ras_retire(a, RasRetireReason_str(reason), w.index + i,
+                         pause_ns);
         if (lost[i]) {
             trace_ras_copy_lost(a);
             pg->poisoned = true;
             ras_poison_install(p, pg);
         }
-        qapi_event_send_memory_page_retired(a, reason, t3 - t0);
+        qapi_event_send_memory_page_retired(a, reason, pause_ns);
         if (out) {
             out[i] = r;
         }

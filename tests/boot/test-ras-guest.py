@@ -14,6 +14,10 @@ verdict must be: no word lost, no #MC.  The same run with
 x-skip-copy=on (a retirement that loses the contents, broken on
 purpose) must be caught by the guest.
 
+smccheck: the guest rewrites and calls a function in each of 64 pages
+while they are retired; a call that runs the old instruction (TCG
+kept code it translated before the move and missed the write) fails.
+
 Then migration: 1000 pages retired, 3 probe pages poisoned (uncorrected
 errors, forwarded), the guest migrated to a second fork.  There its
 pattern is intact (no word lost over the next passes) and its reads of
@@ -45,7 +49,7 @@ LINE = re.compile(r"BENCH-MEMCHECK pass=(\d+) passes=(\d+) bad=(\d+) "
 
 class MemcheckGuest:
     def __init__(self, tmp, pages, pool, extra="", probes=0, name="src",
-                 incoming=None):
+                 incoming=None, append=None):
         self.serial = os.path.join(tmp, name + ".serial")
         self.req = os.path.join(tmp, name + ".req")
         sock = os.path.join(tmp, name + ".qmp")
@@ -59,7 +63,8 @@ class MemcheckGuest:
              "-m", str(16 + (pages + probes) * 4 // 1024 + 16), "-cpu", CPU,
              "-nodefaults", "-display", "none", "-no-reboot",
              "-serial", "file:" + self.serial, "-kernel", GUEST,
-             "-append", "smp=2 memcheck=%d memprobe=%d" % (pages, probes),
+             "-append", append or
+             "smp=2 memcheck=%d memprobe=%d" % (pages, probes),
              "-object", "ras-policy,id=ras,pool-pages=%d,ce-threshold=%d%s"
              % (pool, CE_THRESHOLD, extra),
              "-object", "exit-route,id=ras-mce,event=mce,handler=platform",
@@ -211,6 +216,41 @@ def migrate_run(retirements):
             src_err + dst_err)
 
 
+SMC_LINE = re.compile(r"BENCH-SMCCHECK pass=(\d+) stale=(\d+)")
+
+
+def smc_run(pages):
+    """Retires @pages pages whose code the guest keeps rewriting and
+    calling; (pass, stale) before and after, and the retirements."""
+    with tempfile.TemporaryDirectory() as tmp:
+        g = MemcheckGuest(tmp, pages, pages, append="smccheck=%d" % pages)
+
+        def last():
+            with open(g.serial, errors="replace") as f:
+                found = SMC_LINE.findall(f.read())
+            return tuple(int(x) for x in found[-1]) if found else None
+
+        def wait(passes):
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                st = last()
+                if st and st[0] >= passes:
+                    return st
+                time.sleep(0.05)
+            raise RuntimeError("smccheck: no pass %d: %s" % (passes, last()))
+
+        try:
+            before = wait(64)
+            for i in range(pages):
+                g.qmp.cmd("ras-retire-page", addr=BASE + i * 4096)
+                time.sleep(0.01)
+            retired = g.qmp.cmd("query-retired-pages")
+            after = wait(last()[0] + 128)
+        finally:
+            g.stop()
+    return before, after, retired
+
+
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else \
         int(os.environ.get("QT_RAS_RETIREMENTS", "10000"))
@@ -235,6 +275,14 @@ def main():
     check("the guest lost no byte: every word of every page as written",
           st[2] == 0, "bad words: %d" % st[2])
     check("no #MC reached the guest", st[3] == 0, "#MC: %d" % st[3])
+
+    before, after, retired = smc_run(64)
+    print("smccheck: %d code pages retired; guest (pass, stale) %s -> %s"
+          % (len(retired), before, after))
+    check("code rewritten in a retired page runs new: TCG still sees the "
+          "writes to pages it translated (%d stale calls)" % after[1],
+          len(retired) == 64 and before[1] == 0 and after[1] == 0,
+          (before, after))
 
     small = min(n, 64)
     st, retired, _, _, _, err = run(small, True)
