@@ -38,9 +38,8 @@
  * Locking: the BQL for everything here (QMP, the bottom half, the
  * platform handler); retirements run in the main loop only, never on a
  * vCPU thread, because they keep every vCPU out of guest code.  The
- * copy and the mmap run on a vCPU thread in the exclusive section,
- * without the BQL, touching only their RasRemap; the main loop waits for
- * them with the BQL dropped.
+ * copy and the mmap run in the exclusive section with the BQL dropped,
+ * touching only their RasRemap and the pool.
  *
  * Copyright (c) 2026 qemu-tiers contributors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -310,8 +309,8 @@ static void ras_poison_install(RasPolicy *p, RasPage *pg);
 
 /*
  * The part of a retirement done while no vCPU runs guest code: the copy,
- * the mmap and the dirty marking.  Filled by ras_retire() in the main
- * loop; run by ras_remap_exclusive() on a vCPU thread.
+ * the mmap and the dirty marking.  Filled by ras_retire(), run by
+ * ras_remap() in the exclusive section.
  */
 typedef struct RasRemap {
     RasPolicy *p;
@@ -323,10 +322,6 @@ typedef struct RasRemap {
     bool *lost;
     int map_errno;              /* the mmap's errno, 0 if it worked */
     int64_t t_copy, t_done;     /* get_clock() before the copy, after all */
-    /* @lock and @cond guard @done, the handshake with the main loop. */
-    QemuMutex lock;
-    QemuCond cond;
-    bool done;
 } RasRemap;
 
 static void ras_remap(RasRemap *w)
@@ -353,59 +348,29 @@ static void ras_remap(RasRemap *w)
 }
 
 /*
- * In an exclusive section (start_exclusive(): every vCPU is out of
- * KVM_RUN or the TCG execution loop and waits in cpu_exec_start() until
- * it ends), on the vCPU thread the work was queued to, without the BQL.
- */
-static void ras_remap_exclusive(CPUState *cpu, run_on_cpu_data data)
-{
-    RasRemap *w = data.host_ptr;
-
-    assert(!bql_locked());
-    ras_remap(w);
-    qemu_mutex_lock(&w->lock);
-    w->done = true;
-    qemu_cond_signal(&w->cond);
-    qemu_mutex_unlock(&w->lock);
-}
-
-/*
- * Runs @w with every vCPU out of guest code.  Not pause_all_vcpus(): that
- * parks each vCPU on its halt condition under the BQL and wakes each
- * again, four thread hand-offs through the BQL that cost ~70 us on two
- * busy host cores; an exclusive section only makes each vCPU leave guest
- * code at its next instruction boundary and wait, and the first one to
- * leave does the work.  The main loop drops the BQL while it waits, as
- * pause_all_vcpus() does, so that a vCPU inside an MMIO access can
- * finish it and leave.
+ * Runs @w with every vCPU out of guest code: an exclusive section,
+ * entered from the main loop (patch 34): start_exclusive() makes each
+ * vCPU in KVM_RUN or the TCG loop leave at its next instruction boundary
+ * and wait in cpu_exec_start() until end_exclusive().  Not
+ * pause_all_vcpus(): that parks each vCPU on its halt condition through
+ * the BQL and wakes each again, ~70 us on two busy host cores.  The BQL
+ * is dropped meanwhile, as pause_all_vcpus() drops it: a vCPU inside an
+ * MMIO access may need it to finish and leave.
  */
 static void ras_remap_with_vcpus_out(RasRemap *w)
 {
-    if (!first_cpu) {
-        ras_remap(w);               /* no vCPU: nothing to keep out */
-        return;
-    }
-    qemu_mutex_init(&w->lock);
-    qemu_cond_init(&w->cond);
-    w->done = false;
-    async_safe_run_on_cpu(first_cpu, ras_remap_exclusive,
-                          RUN_ON_CPU_HOST_PTR(w));
     bql_unlock();
-    qemu_mutex_lock(&w->lock);
-    while (!w->done) {
-        qemu_cond_wait(&w->cond, &w->lock);
-    }
-    qemu_mutex_unlock(&w->lock);
+    start_exclusive();
+    ras_remap(w);
+    end_exclusive();
     bql_lock();
-    qemu_cond_destroy(&w->cond);
-    qemu_mutex_destroy(&w->lock);
 }
 
 /*
  * Retires the @pages pages from @addr (page aligned) in one exclusive
  * section of the vCPUs: copies each into the next pool page, maps the
  * run of pool pages over them at the same host address, marks them dirty.
- * Main loop, BQL (dropped while the vCPUs are kept out).  Fills
+ * Main loop, BQL (dropped during the exclusive section).  Fills
  * @out[0..@pages-1] if not NULL.  On failure nothing has changed.
  */
 static bool ras_retire(RasPolicy *p, uint64_t addr, uint32_t pages,
