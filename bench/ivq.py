@@ -33,6 +33,9 @@ back; reported: the median over repetitions of each run's median round,
 [min, max] over repetitions, and paired ratios.
 
   bench/ivq.py [--reps 3] [--sizes 64,1024,...] [--n N] [--markdown OUT.md]
+  bench/ivq.py --pair ...  between two VMs: the sender (peer 1) sends
+                           each message to an echo VM (peer 0), which
+                           answers with a 4-byte ack; µs per round trip
   bench/ivq.py --smoke     each mode on the fork once, 64 B and 64 KiB, a
                            few messages (tests/boot/test-bench-guest.sh)
 """
@@ -100,112 +103,215 @@ def msgs_per_round(size):
 
 
 class IvshmemServer:
-    """A one-client ivshmem server (docs/specs/ivshmem-spec.rst): the
-    protocol version, the client's id, the shared memory, then the
-    client's own interrupt eventfd (one vector).  Enough for a VM that
-    rings itself."""
+    """An ivshmem server for @clients clients, ids 0, 1, ... in the order
+    they connect (docs/specs/ivshmem-spec.rst): to each new client the
+    protocol version, its id, the shared memory, every earlier peer's id
+    and interrupt eventfd (one vector), then its own; to each earlier
+    peer, the new client's id and eventfd."""
 
-    def __init__(self, path, size):
+    def __init__(self, path, size, clients=1):
         self.path = path
         self.mem = os.memfd_create("ivshmem-bench")
         os.ftruncate(self.mem, size)
-        self.efd = os.eventfd(0, os.EFD_NONBLOCK)
+        self.clients = clients
+        self.peers = []             # (connection, eventfd), by id
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
-        self.sock.listen(1)
-        self.conn = None
+        self.sock.listen(clients)
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
     def _serve(self):
-        try:
-            conn, _ = self.sock.accept()
-        except OSError:
-            return
-        self.conn = conn
-        own_id = 0
-        conn.sendall(struct.pack("<q", 0))              # version
-        conn.sendall(struct.pack("<q", own_id))         # the client's id
-        socket.send_fds(conn, [struct.pack("<q", -1)], [self.mem])
-        socket.send_fds(conn, [struct.pack("<q", own_id)], [self.efd])
+        for own_id in range(self.clients):
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            efd = os.eventfd(0, os.EFD_NONBLOCK)
+            conn.sendall(struct.pack("<q", 0))          # version
+            conn.sendall(struct.pack("<q", own_id))     # the client's id
+            socket.send_fds(conn, [struct.pack("<q", -1)], [self.mem])
+            for peer_id, (peer, peer_efd) in enumerate(self.peers):
+                socket.send_fds(conn, [struct.pack("<q", peer_id)],
+                                [peer_efd])
+                socket.send_fds(peer, [struct.pack("<q", own_id)], [efd])
+            socket.send_fds(conn, [struct.pack("<q", own_id)], [efd])
+            self.peers.append((conn, efd))
 
     def close(self):
-        for s in (self.conn, self.sock):
-            if s:
-                s.close()
+        self.sock.close()
+        for conn, efd in self.peers:
+            conn.close()
+            os.close(efd)
         os.close(self.mem)
-        os.close(self.efd)
         os.unlink(self.path)
 
 
-def run_once(which, accel, mode, size, n, rounds, tmp, timeout=300,
-             copy=True):
-    """One guest run: (median cycles, min cycles) per message."""
+class IvqBroker:
+    """ivq-broker on a socket in @tmp."""
+
+    def __init__(self, tmp):
+        self.path = os.path.join(tmp, "ivq.sock")
+        if os.path.exists(self.path):
+            os.unlink(self.path)    # a killed broker's: not a live one
+        self.proc = subprocess.Popen([BROKER, "-s", self.path, "-q"])
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.path):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("ivq-broker did not start")
+            time.sleep(0.01)
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def vm_cmd(which, accel, mode, size, path, name="bench"):
+    """A bench guest VM with @mode's device, connected to @path; its
+    -append is the caller's."""
     cmd = [bench_run.qemu_binary(which), "-machine", "pc", "-accel", accel,
            "-smp", "1", "-m", "64", "-nodefaults", "-display", "none",
            "-serial", "stdio", "-no-reboot", "-kernel", GUEST,
            "-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
-    server = broker = None
     if mode == "ivshmem":
-        path = os.path.join(tmp, "ivshmem.sock")
-        server = IvshmemServer(path, pow2_at_least(size + 64))
-        cmd += ["-chardev", "socket,id=ivs,path=" + path,
-                "-device", "ivshmem-doorbell,chardev=ivs,vectors=1"]
-        guest = "ivshmem=%d" % size
-    else:
-        path = os.path.join(tmp, "ivq.sock")
-        if os.path.exists(path):
-            os.unlink(path)         # a killed broker's: not a live one
-        broker = subprocess.Popen([BROKER, "-s", path, "-q"])
-        deadline = time.monotonic() + 10
-        while not os.path.exists(path):
-            if time.monotonic() > deadline or broker.poll() is not None:
-                raise RuntimeError("ivq-broker did not start")
-            time.sleep(0.01)
-        dev = "ivq,chardev=brk,name=bench,send-size=%d,queue-size=%d" \
-            % ivq_geometry(size)
-        if mode == "ivq_noexit_iothread":
-            cmd += ["-object", "iothread,id=ivqio"]
-            dev += ",iothread=ivqio"
-        cmd += ["-chardev", "socket,id=brk,path=" + path, "-device", dev]
-        guest = "ivq=%d ivqdb=%s" % (size, mode.split("_")[1])
-    if not copy:
-        guest += " ivmsgcopy=0"
-    cmd += ["-append", "n=%d rounds=%d only=ivmsg %s" % (n, rounds, guest)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, text=True)
+        return cmd + ["-chardev", "socket,id=ivs,path=" + path,
+                      "-device", "ivshmem-doorbell,chardev=ivs,vectors=1"]
+    dev = "ivq,chardev=brk,name=%s,send-size=%d,queue-size=%d" \
+        % ((name,) + ivq_geometry(size))
+    if mode == "ivq_noexit_iothread":
+        cmd += ["-object", "iothread,id=ivqio"]
+        dev += ",iothread=ivqio"
+    return cmd + ["-chardev", "socket,id=brk,path=" + path, "-device", dev]
+
+
+def ivq_doorbell(mode):
+    return mode.split("_")[1]           # exit, noexit
+
+
+def guest_result(proc, which, mode, size, timeout):
+    """(median cycles, min cycles) from the guest's BENCH line."""
     result, lines = None, []
     deadline = time.monotonic() + timeout
-    try:
-        for line in proc.stdout:
-            line = line.strip()
-            lines.append(line)
-            m = LINE_RE.match(line)
-            if m:
-                if int(m.group(6)):
-                    raise RuntimeError("%s %s %d: %s messages corrupt"
-                                       % (which, mode, size, m.group(6)))
-                result = (float(m.group(3)), float(m.group(4)))
-            if line == "BENCH-DONE" or line.startswith("BENCH-ERROR") or \
-                    time.monotonic() > deadline:
-                break
-    finally:
-        proc.kill()
-        proc.wait()
-        if server:
-            server.close()
-        if broker:
-            broker.kill()
-            broker.wait()
+    # A guest waiting in HLT prints nothing when nothing comes: the
+    # watchdog ends its output at the deadline.
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.daemon = True
+    watchdog.start()
+    for line in proc.stdout:
+        line = line.strip()
+        lines.append(line)
+        m = LINE_RE.match(line)
+        if m:
+            if int(m.group(6)):
+                raise RuntimeError("%s %s %d: %s messages corrupt"
+                                   % (which, mode, size, m.group(6)))
+            result = (float(m.group(3)), float(m.group(4)))
+        if line == "BENCH-DONE" or line.startswith("BENCH-ERROR") or \
+                time.monotonic() > deadline:
+            break
+    watchdog.cancel()
     if result is None:
         raise RuntimeError("%s %s size %d: no result; output:\n%s"
                            % (which, mode, size, "\n".join(lines[-10:])))
     return result
 
 
+def stop(*procs):
+    for p in procs:
+        if p:
+            p.kill()
+            p.wait()
+
+
+def run_once(which, accel, mode, size, n, rounds, tmp, timeout=300,
+             copy=True):
+    """One guest run: (median cycles, min cycles) per message."""
+    server = broker = proc = None
+    if mode == "ivshmem":
+        path = os.path.join(tmp, "ivshmem.sock")
+        server = IvshmemServer(path, pow2_at_least(size + 64))
+        guest = "ivshmem=%d" % size
+    else:
+        broker = IvqBroker(tmp)
+        path = broker.path
+        guest = "ivq=%d ivqdb=%s" % (size, ivq_doorbell(mode))
+    if not copy:
+        guest += " ivmsgcopy=0"
+    cmd = vm_cmd(which, accel, mode, size, path) + [
+        "-append", "n=%d rounds=%d only=ivmsg %s" % (n, rounds, guest)]
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, text=True)
+        return guest_result(proc, which, mode, size, timeout)
+    finally:
+        stop(proc)
+        for x in (server, broker):
+            if x:
+                x.close()
+
+
+def run_pair(which, accel, mode, size, n, rounds, tmp, timeout=300):
+    """Two VMs: an echo VM that answers each message with a 4-byte ack,
+    started first (peer 0), and a VM that sends @size bytes to it and
+    waits for the ack (peer 1).  (median cycles, min cycles) per round
+    trip, read off the sender."""
+    server = broker = echo = proc = None
+    if mode == "ivshmem":
+        path = os.path.join(tmp, "ivshmem.sock")
+        server = IvshmemServer(path, pow2_at_least(size + 64), clients=2)
+        echo_guest = "ivshmem=%d ivshmemecho=1" % size
+        guest = "ivshmem=%d ivshmemdest=0" % size
+    else:
+        broker = IvqBroker(tmp)
+        path = broker.path
+        db = ivq_doorbell(mode)
+        echo_guest = "ivq=%d ivqdb=%s ivqecho=1" % (size, db)
+        guest = "ivq=%d ivqdb=%s ivqdest=0 ivqack=1" % (size, db)
+    try:
+        echo = subprocess.Popen(
+            vm_cmd(which, accel, mode, size, path, "echo") +
+            ["-append", "only=ivmsg ivmsgwait=hlt " + echo_guest],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, text=True)
+        watchdog = threading.Timer(60, echo.kill)
+        watchdog.daemon = True
+        watchdog.start()
+        line = "(no output)"
+        for line in echo.stdout:
+            if "-ECHO ready" in line or "BENCH-ERROR" in line:
+                break
+        watchdog.cancel()
+        if "-ECHO ready" not in line:
+            raise RuntimeError("%s %s echo VM: %s" % (which, mode, line))
+        # The echo VM's output is not read from here on: a thread drains
+        # it so that its reports never block it.
+        threading.Thread(target=echo.stdout.read, daemon=True).start()
+        proc = subprocess.Popen(
+            vm_cmd(which, accel, mode, size, path, "send") +
+            ["-append", "n=%d rounds=%d only=ivmsg ivmsgwait=hlt %s"
+             % (n, rounds, guest)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, text=True)
+        return guest_result(proc, which, mode, size, timeout)
+    finally:
+        stop(proc, echo)
+        for x in (server, broker):
+            if x:
+                x.close()
+
+
+PAIR_SETUP = ("Two VMs (run_pair): an echo VM started first, then the "
+              "sender; both wait for interrupts in HLT (ivmsgwait=hlt) so "
+              "that a waiting VM frees its host CPU; the echo answers "
+              "each message with a 4-byte ack (ivq: a message to the "
+              "stamped sender; ivshmem: a doorbell), the sender times "
+              "send to ack")
+
+
 def smoke():
-    """Each mode works on the fork: messages arrive, intact."""
+    """Each mode works on the fork: messages arrive, intact; between two
+    VMs too (the echo's acks come back with the right numbers)."""
     fail = 0
     with tempfile.TemporaryDirectory() as tmp:
         for mode in MODES:
@@ -217,6 +323,12 @@ def smoke():
                     print("FAIL: bench guest %s, %s: %s"
                           % (mode, fmt_size(size), e))
                     fail = 1
+            try:
+                run_pair("fork", "tcg", mode, 4096, 5, 1, tmp, 60)
+                print("ok: two bench guests %s, 4 KiB and its ack" % mode)
+            except RuntimeError as e:
+                print("FAIL: two bench guests %s: %s" % (mode, e))
+                fail = 1
     return fail
 
 
@@ -242,6 +354,8 @@ def main():
                     "by size)")
     ap.add_argument("--markdown")
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--pair", action="store_true",
+                    help="two VMs: round trips to an echo VM (run_pair)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.smoke:
@@ -254,7 +368,8 @@ def main():
         accels.append("kvm")
     # (accel, variant, size, which, mode) -> [(median, min) cycles per rep]
     res = {}
-    variants = ["copy", "inplace"]
+    variants = ["copy"] if args.pair else ["copy", "inplace"]
+    runner = run_pair if args.pair else run_once
     runs = [("vanilla", "ivshmem"), ("fork", "ivshmem"),
             ("fork", "ivq_exit"), ("fork", "ivq_noexit"),
             ("fork", "ivq_noexit_iothread")]
@@ -264,10 +379,10 @@ def main():
                 for var in variants:
                     for size in sizes:
                         for which, mode in runs:
-                            r = run_once(which, accel, mode, size,
-                                         args.n or msgs_per_round(size),
-                                         args.rounds, tmp,
-                                         copy=var == "copy")
+                            kw = {} if args.pair else {"copy": var == "copy"}
+                            r = runner(which, accel, mode, size,
+                                       args.n or msgs_per_round(size),
+                                       args.rounds, tmp, **kw)
                             res.setdefault((accel, var, size, which, mode),
                                            []).append(r)
                         print("rep %d %s %s %s: %s" % (
@@ -283,8 +398,8 @@ def main():
     lines = ["Machine: %s; TSC %.3f GHz" % (bench_run.describe_machine(), ghz),
              "Date: %s; %d repetitions, each running every (build, mode) "
              "for each size back to back; each run: %d rounds of n "
-             "messages (n: %s) after a warm-up round.  One VM sending to "
-             "itself, TCG, 1 vCPU, pc.  µs per message: the median over "
+             "messages (n: %s) after a warm-up round.  %s, TCG, 1 vCPU, "
+             "pc.  µs per message: the median over "
              "repetitions of each run's median round [min, max over "
              "repetitions]; messages/s from the median.  ivq send area "
              "+ queue: the smallest powers of two that take the size (%s); "
@@ -292,7 +407,8 @@ def main():
              % (datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
                 args.reps, args.rounds, ", ".join(
                     "%d at %s" % (args.n or msgs_per_round(z), fmt_size(z))
-                    for z in sizes), ", ".join(
+                    for z in sizes), PAIR_SETUP if args.pair else
+                "One VM sending to itself", ", ".join(
                     "%s: %s + %s" % (fmt_size(z), fmt_size(ivq_geometry(z)[0]),
                                      fmt_size(ivq_geometry(z)[1]))
                     for z in sizes)), ""]
@@ -301,6 +417,9 @@ def main():
               "inplace": "the payload is built in the window (the guest "
                          "writes its first and last words only): the "
                          "transport alone"}
+    if args.pair:
+        titles["copy"] += "; two VMs, a round trip (the size one way, " \
+            "a 4-byte ack back)"
     for accel, var in [(a, v) for a in accels for v in variants]:
         lines += ["### %s, %s" % (accel.upper(), titles[var]), "",
                   "| size | ivq DB_EXIT µs | ivq DB_NOEXIT µs | DB_NOEXIT, "
@@ -331,7 +450,7 @@ def main():
                 break
             med, _, rs = paired(us((accel, var, 64, "fork", mode)),
                                 us((accel, var, 64, "fork", "ivshmem")))
-            lines.append("Goal (64 B one-way latency, DB_NOEXIT no worse "
+            lines.append("Goal (64 B latency, DB_NOEXIT no worse "
                          "than ivshmem), sends in the %s: %.2f [%.2f, "
                          "%.2f]: %s." % (where, med, min(rs), max(rs),
                                          "met" if med <= 1.0 else "not met"))

@@ -14,7 +14,8 @@
  * another device's accesses.  Options come from the multiboot command
  * line (-append): n=, rounds=, smp=, only=, ap=, irq=, waitcheck=,
  * gatecheck=, straddle=, platform=, memcheck=, memprobe=, smccheck=, ivq=,
- * ivqdb=, ivqdest=, ivmsgcopy=, ivshmem=.
+ * ivqdb=, ivqdest=, ivqack=, ivqecho=, ivmsgcopy=, ivmsgwait=, ivshmem=,
+ * ivshmemdest=, ivshmemecho=.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -1233,6 +1234,16 @@ static void smccheck(u32 pages)
  * ivmsgcopy=0: the payload is built in the window instead (only its
  * first and last words written), for the transport's cost alone.
  *
+ * Between two VMs (bench/ivq.py --pair): ivqecho=1 (or ivshmemecho=ID)
+ * makes a guest the echo side, forever: on each message it checks it
+ * (first and last words against the sequence number in the first) and
+ * answers with a 4-byte ack carrying that number (ivq: a message to the
+ * sender, whose id the VMM stamped; ivshmem: a ring of peer ID's
+ * doorbell).  The other guest sends with ivqdest=ID (ivshmemdest=ID)
+ * and ivqack=1: it waits for the ack instead of its own message, so a
+ * round trip is SIZE bytes one way and 4 back.  ivmsgwait=hlt: both
+ * wait for their interrupts in HLT (two VMs share two host CPUs).
+ *
  * (workload ivq_exit, ivq_noexit or ivshmem; bad: messages whose length
  * or words differed.)  The guest runs without paging: a 64-bit BAR2
  * that the firmware put above 4 GiB is moved below (BENCH-IVMSG says
@@ -1257,6 +1268,7 @@ static void smccheck(u32 pages)
 #define IVQ_DB_NOEXIT   0x24
 #define IVQ_RX_HEAD     0x2c
 #define IVQ_RX_POP      0x34
+#define IVQ_RX_COUNT    0x38
 #define IVQ_INT_STATUS  0x3c
 #define IVQ_INT_MASK    0x40
 #define IVQ_MAX_MSG     0x44
@@ -1408,11 +1420,33 @@ static void ivmsg_irq_setup(void)
     asm volatile("sti");
 }
 
+/*
+ * ivmsgwait=hlt: wait for interrupts in HLT instead of spinning, so that
+ * a waiting vCPU gives its host CPU to the other VM (bench/ivq.py
+ * --pair: two VMs on two host CPUs).  STI's one-instruction shadow makes
+ * "sti; hlt" atomic: an interrupt that arrives after the check wakes
+ * the HLT instead of being taken before it.
+ */
+static int ivmsg_halt;
+
+static void ivmsg_sleep(u32 seen)
+{
+    asm volatile("cli");
+    while (ivmsg_irqs == seen) {
+        asm volatile("sti; hlt; cli");
+    }
+    asm volatile("sti");
+}
+
 /* Waits for the interrupt after @seen; 0 on timeout. */
 static int ivmsg_wait(u32 seen)
 {
     u64 t0 = rdtsc();
 
+    if (ivmsg_halt) {
+        ivmsg_sleep(seen);
+        return 1;
+    }
     while (ivmsg_irqs == seen) {
         if (rdtsc() - t0 > IVMSG_TIMEOUT) {
             return 0;
@@ -1420,6 +1454,18 @@ static int ivmsg_wait(u32 seen)
         cpu_relax();
     }
     return 1;
+}
+
+/* The echo sides' wait: no timeout. */
+static void ivmsg_wait_forever(u32 seen)
+{
+    if (ivmsg_halt) {
+        ivmsg_sleep(seen);
+        return;
+    }
+    while (ivmsg_irqs == seen) {
+        cpu_relax();
+    }
 }
 
 static void ivmsg_copy(u32 dst, u32 src, u32 bytes)
@@ -1515,15 +1561,63 @@ static int ivmsg_prepare(u32 size, u32 vendor_device, int *bdf)
     for (i = 0; i < (size + 3) / 4; i++) {
         ((volatile u32 *)IVMSG_SRC)[i] = i * 0x9e3779b1u;
     }
+    ivmsg_halt = opt("ivmsgwait") && streq_n(opt("ivmsgwait"), "hlt", 3);
     ivmsg_irq_setup();
     return 1;
+}
+
+/*
+ * ivqecho=1: each record at the queue's head is checked and answered
+ * with a 4-byte ack to its sender (the header's src, which the VMM
+ * wrote), then popped.  Reports every 1000 messages; never returns.
+ */
+static void ivq_echo(u32 regs, u32 win, u32 rx_off, u32 rx_size, u32 head,
+                     u32 db_reg)
+{
+    u32 msgs = 0, bad = 0;
+    /* volatile: the window is the device's memory, read by QEMU. */
+    volatile u32 *ack = (volatile u32 *)(win + IVQ_HDR);
+
+    puts_serial("BENCH-IVQ-ECHO ready\n");
+    mmio_write32(regs + IVQ_SEND_LEN, 4);
+    for (;;) {
+        volatile u32 *hdr;          /* volatile: written by a peer's QEMU */
+        u32 seq, seen = ivmsg_irqs;
+
+        /* INT_RX cleared before the queue is looked at: no lost wake-up. */
+        mmio_write32(regs + IVQ_INT_STATUS, IVQ_INT_RX);
+        if (!mmio_read32(regs + IVQ_RX_COUNT)) {
+            ivmsg_wait_forever(seen);
+            continue;
+        }
+        hdr = (volatile u32 *)(win + rx_off + (head & (rx_size - 1)));
+        if (hdr[6] & IVQ_HDR_PAD) {
+            head += IVQ_HDR + hdr[2];
+            hdr = (volatile u32 *)(win + rx_off);
+        }
+        seq = hdr[IVQ_HDR / 4];
+        bad += !hdr[2] || !ivmsg_payload_ok((u32)hdr + IVQ_HDR, hdr[2], seq);
+        ack[0] = seq;
+        mmio_write32(regs + IVQ_SEND_DEST, hdr[0]);
+        head += (IVQ_HDR + hdr[2] + 31) & ~31u;
+        mmio_write32(regs + IVQ_RX_POP, 1);
+        mmio_write32(regs + db_reg, 1);
+        if (++msgs % 1000 == 0) {
+            puts_serial("BENCH-IVQ-ECHO msgs=");
+            put_u64(msgs);
+            puts_serial(" bad=");
+            put_u64(bad);
+            puts_serial("\n");
+        }
+    }
 }
 
 static void ivq_bench(u32 size, u32 n, u32 rounds)
 {
     const char *db = opt("ivqdb");
     int noexit = db && streq_n(db, "noexit", 6), bdf;
-    int copy = opt_u32("ivmsgcopy", 1);
+    int copy = opt_u32("ivmsgcopy", 1), echo = opt_u32("ivqecho", 0);
+    u32 want = opt_u32("ivqack", 0) ? 4 : size;
     u32 regs, win, rx_off, rx_size, head, id, dest, r, i, seq = 0, bad = 0;
     u32 db_reg = noexit ? IVQ_DB_NOEXIT : IVQ_DB_EXIT;
     u64 tenths[32], t0 = 0;
@@ -1555,6 +1649,10 @@ static void ivq_bench(u32 size, u32 n, u32 rounds)
     mmio_write32(regs + IVQ_INT_STATUS, 7);
     mmio_write32(regs + IVQ_INT_MASK, IVQ_INT_RX);
     head = mmio_read32(regs + IVQ_RX_HEAD);
+    if (echo) {
+        ivq_echo(regs, win, rx_off, rx_size, head, db_reg);
+        return;
+    }
     for (r = 0; r <= rounds; r++) {     /* round 0: warm-up */
         u64 start = rdtsc();
 
@@ -1575,9 +1673,9 @@ static void ivq_bench(u32 size, u32 n, u32 rounds)
                 head += IVQ_HDR + hdr[2];
                 hdr = (volatile u32 *)(win + rx_off);
             }
-            bad += hdr[2] != size ||
-                   !ivmsg_payload_ok((u32)hdr + IVQ_HDR, size, seq);
-            head += (IVQ_HDR + size + 31) & ~31u;
+            bad += hdr[2] != want ||
+                   !ivmsg_payload_ok((u32)hdr + IVQ_HDR, want, seq);
+            head += (IVQ_HDR + want + 31) & ~31u;
             mmio_write32(regs + IVQ_RX_POP, 1);
         }
         if (r) {
@@ -1588,12 +1686,41 @@ static void ivq_bench(u32 size, u32 n, u32 rounds)
                  bad);
 }
 
+/*
+ * ivshmemecho=PEER: on each interrupt, the descriptor and the payload's
+ * ends are checked and peer PEER's doorbell rung (vector 0).  Never
+ * returns.
+ */
+static void ivshmem_echo(u32 regs, u32 shm, u32 peer)
+{
+    /* volatile: the shared memory, written by the other VM. */
+    volatile u32 *desc = (volatile u32 *)shm;
+    u32 seen = ivmsg_irqs, msgs = 0, bad = 0;
+
+    puts_serial("BENCH-IVSHMEM-ECHO ready\n");
+    for (;;) {
+        ivmsg_wait_forever(seen);
+        seen = ivmsg_irqs;
+        bad += !desc[0] ||
+               !ivmsg_payload_ok(shm + IVSHMEM_DESC, desc[0], desc[1]);
+        mmio_write32(regs + IVSHMEM_DOORBELL, peer << 16);
+        if (++msgs % 1000 == 0) {
+            puts_serial("BENCH-IVSHMEM-ECHO msgs=");
+            put_u64(msgs);
+            puts_serial(" bad=");
+            put_u64(bad);
+            puts_serial("\n");
+        }
+    }
+}
+
 static void ivshmem_bench(u32 size, u32 n, u32 rounds)
 {
-    u32 regs, shm, pos, r, i, seq = 0, bad = 0;
+    u32 regs, shm, pos, dest, r, i, seq = 0, bad = 0;
     u64 tenths[32], t0;
     volatile u32 *desc;
     int bdf, copy = opt_u32("ivmsgcopy", 1);
+    u32 echo = opt_u32("ivshmemecho", 0xffffffffu);
 
     if (!ivmsg_prepare(size, IVSHMEM_VENDOR_DEVICE, &bdf)) {
         return;
@@ -1613,6 +1740,11 @@ static void ivshmem_bench(u32 size, u32 n, u32 rounds)
         cpu_relax();
     }
     desc = (volatile u32 *)shm;
+    if (echo != 0xffffffffu) {
+        ivshmem_echo(regs, shm, echo);
+        return;
+    }
+    dest = opt_u32("ivshmemdest", pos);
     for (r = 0; r <= rounds; r++) {     /* round 0: warm-up */
         u64 start = rdtsc();
 
@@ -1622,7 +1754,7 @@ static void ivshmem_bench(u32 size, u32 n, u32 rounds)
             ivmsg_fill(shm + IVSHMEM_DESC, size, ++seq, copy);
             desc[0] = size;
             desc[1] = seq;
-            mmio_write32(regs + IVSHMEM_DOORBELL, pos << 16);    /* vector 0 */
+            mmio_write32(regs + IVSHMEM_DOORBELL, dest << 16);   /* vector 0 */
             if (!ivmsg_wait(seen)) {
                 puts_serial("BENCH-ERROR ivshmem: no interrupt\n");
                 return;
