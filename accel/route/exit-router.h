@@ -176,6 +176,86 @@ static inline bool exit_route_mmio_miss(uint64_t addr)
     return true;
 }
 
+/* ---- statistics slots (router-stats.c) ----------------------------------- */
+
+#define EXIT_STATS_HIST_BUCKETS  32
+
+/*
+ * One thread's counters for one route, on cache lines of their own.
+ * Public for exit_route_pio_count_only() only: everything else goes
+ * through the router.
+ */
+typedef struct ExitRouteCpuStats {
+    uint64_t count;
+    uint64_t sample_mask;       /* the stats' sample period - 1 */
+    uint64_t declines;
+    uint64_t sampled_ns;
+    uint64_t hist[EXIT_STATS_HIST_BUCKETS];
+} QEMU_ALIGNED(64) ExitRouteCpuStats;
+
+/*
+ * This vCPU thread's slot index in every route's counters (its
+ * cpu_index), once found; -1 before, and always in threads without a
+ * vCPU.
+ */
+extern __thread int exit_stats_thread_slot;
+
+/*
+ * The accesses that a device route decides alone, precomputed per port
+ * when a table is published (router-publish.c): the best route of the
+ * port's segment is a device route without a data match, and the access
+ * (size, direction, last byte) matches it.  It only counts such an
+ * access, so TCG's helpers count it here and run their device path
+ * without a call into the router (issue 17 item 10: an explicit device
+ * route cost +4 ns as a call).  Part of the published snapshot, freed
+ * with it; exit_route_pio_count_map is NULL while no port has one.
+ */
+typedef struct ExitPioCountMap {
+    /* Per port: EXIT_PIO_COUNT_BIT()s | (1 + index into @slots), or 0. */
+    uint32_t port[ROUTE_TABLE_PIO_PORTS];
+    ExitRouteCpuStats *slots[];         /* per index: the route's slots */
+} ExitPioCountMap;
+
+#define EXIT_PIO_COUNT_INDEX_MASK   0x00ffffffu
+/* @size 1, 2 or 4 bytes: bits 24-26 for reads, 27-29 for writes. */
+#define EXIT_PIO_COUNT_BIT(size, is_write) \
+    (1u << (24 + ((size) >> 1) + 3 * !!(is_write)))
+
+/* RCU: published with, and freed after, the snapshot that holds it. */
+extern ExitPioCountMap *exit_route_pio_count_map;
+
+/*
+ * For TCG's port helpers, after exit_route_pio_miss() said no and inside
+ * cpu_exec()'s RCU read-side section: if a device route decides this
+ * access alone and this thread's slot need not time it, count it and
+ * return true; the caller runs its own device path (the router's
+ * EXIT_PIO_PATH_LDST).  False: call exit_route_pio_read/write_tcg().
+ */
+static inline bool exit_route_pio_count_only(uint16_t port, unsigned size,
+                                             bool is_write)
+{
+    const ExitPioCountMap *m = qatomic_rcu_read(&exit_route_pio_count_map);
+    int slot = exit_stats_thread_slot;
+    ExitRouteCpuStats *s;
+    uint32_t e;
+    uint64_t c;
+
+    if (!m || slot < 0) {
+        return false;
+    }
+    e = m->port[port];
+    if (!(e & EXIT_PIO_COUNT_BIT(size, is_write))) {
+        return false;
+    }
+    s = &m->slots[(e & EXIT_PIO_COUNT_INDEX_MASK) - 1][slot];
+    c = qatomic_read(&s->count);
+    if (unlikely(!(c & s->sample_mask))) {
+        return false;           /* one to time: the router's */
+    }
+    qatomic_set(&s->count, c + 1);
+    return true;
+}
+
 /*
  * Offers one MMIO access of @size bytes at guest-physical @addr to the
  * router (KVM_EXIT_MMIO, TCG's MMIO slow path, qtest's read/write

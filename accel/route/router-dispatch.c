@@ -403,51 +403,13 @@ void exit_route_pio_write(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
 }
 
 /*
- * For TCG's port helpers: the counters of the device route that decides
- * this access alone (the best route of its port, which takes it: any
- * device route that only counts), or NULL: then the general path decides
- * (other handlers, a declined inline access, a data match, an access the
- * route's counters are to time).  A few dependent loads, no walk, no
- * call; the helpers run inside cpu_exec()'s RCU read-side section.
+ * TCG's port helpers, after exit_route_pio_miss() and
+ * exit_route_pio_count_only() said no: a possible hit, or a miss or
+ * device route access that needs the router (this thread's first, or
+ * one to time).  Inside cpu_exec()'s RCU read-side section.
  */
-static inline QEMU_ALWAYS_INLINE ExitRouteCpuStats *
-exit_route_pio_device_fast(uint16_t port, unsigned size, bool is_write)
-{
-    const ExitRouterSnapshot *snap = qatomic_rcu_read(&exit_router.current);
-    const ExitPioFast *f;
-    ExitRouteCpuStats *s;
-    uint16_t seg;
-
-    if (!snap || !snap->pio_fast) {
-        return NULL;
-    }
-    seg = snap->pio_seg[port];
-    if (!seg) {
-        return NULL;
-    }
-    f = &snap->pio_fast[seg - 1];
-    if (!f->valid || f->access || f->spec.has_datamatch ||
-        !(f->spec.size_mask & size) || port < f->spec.start ||
-        port + size - 1 > f->spec.last ||
-        !(f->spec.dir_mask & (is_write ? EXIT_DIR_WRITE : EXIT_DIR_READ))) {
-        return NULL;
-    }
-    s = exit_stats_slot(f->stats);
-    if (!(qatomic_read(&s->count) & s->sample_mask)) {
-        return NULL;
-    }
-    qatomic_set(&s->count, qatomic_read(&s->count) + 1);
-    return s;
-}
-
-/*
- * The helper's inline miss path said no: a possible hit, or a miss that
- * needs the router (this thread's first, or one to time).  The fast case
- * ends in a tail call to QEMU's path and everything else in one to the
- * general path, so that the fast case saves no registers.
- */
-static uint32_t __attribute__((noinline))
-exit_route_pio_read_tcg_slow(uint16_t port, MemTxAttrs attrs, unsigned size)
+uint32_t exit_route_pio_read_tcg(uint16_t port, MemTxAttrs attrs,
+                                 unsigned size)
 {
     if (!exit_route_maybe_pio(port)) {
         return exit_route_pio_read(EXIT_PIO_PATH_LDST, port, attrs, size);
@@ -455,18 +417,7 @@ exit_route_pio_read_tcg_slow(uint16_t port, MemTxAttrs attrs, unsigned size)
     return exit_route_pio_read_rcu(EXIT_PIO_PATH_LDST, port, attrs, size);
 }
 
-uint32_t exit_route_pio_read_tcg(uint16_t port, MemTxAttrs attrs,
-                                 unsigned size)
-{
-    if (likely(exit_route_maybe_pio(port)) &&
-        exit_route_pio_device_fast(port, size, false)) {
-        return pio_device_read(EXIT_PIO_PATH_LDST, port, attrs, size);
-    }
-    return exit_route_pio_read_tcg_slow(port, attrs, size);
-}
-
-static void __attribute__((noinline))
-exit_route_pio_write_tcg_slow(uint16_t port, MemTxAttrs attrs, uint32_t val,
+void exit_route_pio_write_tcg(uint16_t port, MemTxAttrs attrs, uint32_t val,
                               unsigned size)
 {
     if (!exit_route_maybe_pio(port)) {
@@ -474,17 +425,6 @@ exit_route_pio_write_tcg_slow(uint16_t port, MemTxAttrs attrs, uint32_t val,
         return;
     }
     exit_route_pio_write_rcu(EXIT_PIO_PATH_LDST, port, attrs, val, size);
-}
-
-void exit_route_pio_write_tcg(uint16_t port, MemTxAttrs attrs, uint32_t val,
-                              unsigned size)
-{
-    if (likely(exit_route_maybe_pio(port)) &&
-        exit_route_pio_device_fast(port, size, true)) {
-        pio_device_write(EXIT_PIO_PATH_LDST, port, attrs, val, size);
-        return;
-    }
-    exit_route_pio_write_tcg_slow(port, attrs, val, size);
 }
 
 /*

@@ -49,16 +49,13 @@ OBJECT_DECLARE_SIMPLE_TYPE(ExitRoute, EXIT_ROUTE)
 /* ---- statistics (router-stats.c) ----------------------------------------- */
 
 #define EXIT_STATS_SAMPLE_PERIOD 64     /* power of two */
-#define EXIT_STATS_HIST_BUCKETS  32
-
-/* One thread's counters for one route, on cache lines of their own. */
-typedef struct ExitRouteCpuStats {
-    uint64_t count;
-    uint64_t sample_mask;       /* the stats' sample period - 1 */
-    uint64_t declines;
-    uint64_t sampled_ns;
-    uint64_t hist[EXIT_STATS_HIST_BUCKETS];
-} QEMU_ALIGNED(64) ExitRouteCpuStats;
+/*
+ * A device route's accesses take QEMU's own path, as unrouted ones do,
+ * and are timed as rarely: two clock reads (~120 cycles) in 64 accesses
+ * would cost each ~2 cycles, as much as the route itself (issue 17 item
+ * 10, bench/RESULTS.md).
+ */
+#define EXIT_DEVICE_SAMPLE_PERIOD EXIT_UNROUTED_SAMPLE_PERIOD
 
 typedef struct ExitRouteStatsSum {
     uint64_t count, declines, sampled_ns;
@@ -76,15 +73,10 @@ typedef struct ExitStats {
 
 void exit_stats_init(ExitStats *st, unsigned sample_period);
 void exit_stats_alloc(ExitStats *st);
+void exit_stats_set_sample_period(ExitStats *st, unsigned sample_period);
 void exit_stats_destroy(ExitStats *st);
 void exit_stats_reset(ExitStats *st);
 ExitRouteStats *exit_stats_info(const char *id, const ExitStats *st);
-
-/*
- * This vCPU thread's slot index in every ExitStats (its cpu_index), once
- * found; -1 before, and always in threads without a vCPU.
- */
-extern __thread int exit_stats_thread_slot;
 
 ExitRouteCpuStats *exit_stats_slot_find(ExitStats *st);
 
@@ -245,6 +237,8 @@ typedef struct ExitRouterSnapshot {
      */
     const uint16_t *pio_seg;
     ExitPioFast *pio_fast;
+    /* What TCG's helpers decide inline (exit_route_pio_count_only()). */
+    ExitPioCountMap *pio_count;
     /* What the miss filter must cover for this snapshot. */
     DECLARE_BITMAP(pio_map, 65536);
     uint64_t mmio_lo, mmio_hi;  /* lo > hi: no MMIO route */

@@ -506,6 +506,10 @@ static void exit_route_complete(UserCreatable *uc, Error **errp)
             return;
         }
     }
+    exit_stats_set_sample_period(&r->stats,
+                                 r->handler == EXIT_ROUTE_HANDLER_DEVICE ?
+                                 EXIT_DEVICE_SAMPLE_PERIOD :
+                                 EXIT_STATS_SAMPLE_PERIOD);
     if (!exit_router_publish(r, NULL, errp)) {
         return;
     }

@@ -20,6 +20,8 @@
 
 ExitRouterState exit_router;
 
+ExitPioCountMap *exit_route_pio_count_map;
+
 ExitRouteFilter exit_route_filter = {
     .mmio_lo = UINT64_MAX,
     .msr_lo = UINT64_MAX,
@@ -61,6 +63,7 @@ static void exit_router_snapshot_free(ExitRouterSnapshot *snap)
     }
     route_table_free(snap->table);
     g_free(snap->pio_fast);
+    g_free(snap->pio_count);
     g_free(snap->slots);
     g_free(snap);
 }
@@ -98,6 +101,55 @@ static void exit_router_pio_fast_build(ExitRouterSnapshot *snap)
         snap->pio_fast[i].more = seg->n > 1;
         snap->pio_fast[i].valid = true;
     }
+}
+
+/*
+ * The accesses a device route decides alone (ExitPioCountMap): for each
+ * port of a segment whose best route is a device route without a data
+ * match, the sizes and directions that route matches there.  The same
+ * test the general path makes (exit_route_spec_matches()), made once per
+ * port and kind of access.  NULL when no port has one.
+ */
+static void exit_router_pio_count_build(ExitRouterSnapshot *snap)
+{
+    static const unsigned sizes[] = { 1, 2, 4 };
+    const RouteTable *t = snap->table;
+    ExitPioCountMap *m = NULL;
+    uint32_t i, k;
+    uint64_t p;
+
+    for (i = 0; snap->pio_fast && i < t->n_segs[EXIT_EVENT_PIO]; i++) {
+        const RouteSegment *seg = &t->segs[EXIT_EVENT_PIO][i];
+        const ExitPioFast *f = &snap->pio_fast[i];
+
+        if (!f->valid || f->access || f->spec.has_datamatch) {
+            continue;
+        }
+        if (!m) {
+            m = g_malloc0(sizeof(*m) + t->n_segs[EXIT_EVENT_PIO] *
+                          sizeof(m->slots[0]));
+        }
+        assert(f->stats->slots);        /* allocated at machine-ready */
+        m->slots[i] = f->stats->slots;
+        for (p = seg->start; p <= seg->last; p++) {
+            uint32_t bits = 0;
+
+            for (k = 0; k < ARRAY_SIZE(sizes) * 2; k++) {
+                ExitAccess a = {
+                    .type = EXIT_EVENT_PIO, .addr = p,
+                    .size = sizes[k % 3], .is_write = k >= 3,
+                };
+
+                if (exit_route_spec_matches(&f->spec, &a)) {
+                    bits |= EXIT_PIO_COUNT_BIT(a.size, a.is_write);
+                }
+            }
+            if (bits) {
+                m->port[p] = bits | (i + 1);
+            }
+        }
+    }
+    snap->pio_count = m;
 }
 
 /*
@@ -313,9 +365,13 @@ bool exit_router_publish(ExitRoute *extra, ExitRoute *without, Error **errp)
         return false;
     }
     exit_router_pio_fast_build(snap);
+    exit_router_pio_count_build(snap);
     old = exit_router.current;
     exit_router_filter_update(snap, true);
     qatomic_rcu_set(&exit_router.current, snap->n ? snap : NULL);
+    /* Freed with its snapshot: by then no reader sees either. */
+    qatomic_rcu_set(&exit_route_pio_count_map,
+                    snap->n ? snap->pio_count : NULL);
     exit_router_filter_update(snap, false);
     trace_exit_route_table_publish(snap->n);
     if (!snap->n) {

@@ -46,6 +46,18 @@ void exit_stats_init(ExitStats *st, unsigned sample_period)
     exit_stats_alloc(st);
 }
 
+/* Before the stats' route is published (nothing counted yet). */
+void exit_stats_set_sample_period(ExitStats *st, unsigned sample_period)
+{
+    unsigned i;
+
+    assert(is_power_of_2(sample_period));
+    st->sample_period = sample_period;
+    for (i = 0; st->slots && i < st->n_slots; i++) {
+        st->slots[i].sample_mask = sample_period - 1;
+    }
+}
+
 void exit_stats_destroy(ExitStats *st)
 {
     qemu_vfree(st->slots);

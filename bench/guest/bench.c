@@ -48,6 +48,18 @@ static inline u8 inb(u16 port)
     return v;
 }
 
+static inline void outw(u16 port, u16 v)
+{
+    asm volatile("outw %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline u16 inw(u16 port)
+{
+    u16 v;
+    asm volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+
 static inline u32 inl(u16 port)
 {
     u32 v;
@@ -383,6 +395,24 @@ static void loop_unassigned_write(u32 n)
 }
 
 /*
+ * The same ports 16 bits wide, for tests of routes by access size (the
+ * write to 0x1236 runs past a route that ends there).
+ */
+static void loop_unassigned16(u32 n)
+{
+    while (n--) {
+        consume(inw(0x1234));
+    }
+}
+
+static void loop_unassigned16_write(u32 n)
+{
+    while (n--) {
+        outw(0x1236, 0);
+    }
+}
+
+/*
  * A write of the APM control port: an SMI (firmware set APMC_EN on
  * PIIX4 and ICH9), which SeaBIOS's SMM handler ignores for this command;
  * a platform event for the exit router.
@@ -440,6 +470,9 @@ static const struct workload workloads[] = {
     { "port80_write", loop_port80_write, 0 },
     { "unassigned", loop_unassigned, 0 },
     { "unassigned_write", loop_unassigned_write, 0 },
+    /* By name only: for tests (test-router-guest.sh). */
+    { "unassigned16", loop_unassigned16, 1 },
+    { "unassigned16_write", loop_unassigned16_write, 1 },
     /*
      * By name only: its cost is the firmware's SMM handler, and with 2
      * vCPUs SeaBIOS's handler is slow on pc (10^5-10^6 cycles an SMI,
