@@ -76,21 +76,29 @@ noexit=$(python3 -c 'import json,sys; print([r["no-exit"] for r in json.loads(sy
 # count inline: the same guest with and without its unassigned workload
 # (1-byte reads of port 0x1234, no route: warm-up + rounds * n = 3101)
 # differ by those reads and the serial output of its one BENCH line.
-unrouted() {    # unrouted ONLY: the unrouted-pio count of a whole run
-    local s=$tmp/un-$1.qmp pid
+# stats_of ONLY [QEMU-ARGS...]: query-exit-stats once the guest has run
+# the workloads ONLY (n=1000 rounds=3: warm-up + rounds * n = 3101 each)
+stats_of() {
+    local only=$1 s=$tmp/stats.qmp pid
+    shift
     "$qemu" -machine pc -accel "$accel" -m 64 -nodefaults -display none \
-        -serial file:"$tmp/un-$1.serial" -no-reboot -kernel "$guest" \
-        -append "n=1000 rounds=3 only=$1" \
+        -serial file:"$tmp/stats.serial" -no-reboot -kernel "$guest" \
+        -append "n=1000 rounds=3 only=$only" "$@" \
         -qmp unix:"$s",server=on,wait=off < /dev/null > /dev/null 2>&1 &
     pid=$!
     for _ in $(seq 600); do
-        grep -q '^BENCH-DONE' "$tmp/un-$1.serial" 2>/dev/null && break
+        grep -q '^BENCH-DONE' "$tmp/stats.serial" 2>/dev/null && break
+        kill -0 $pid 2>/dev/null || break
         sleep 0.1
     done
-    python3 "$QT_TOP/scripts/qmp.py" "$s" query-exit-stats |
-        python3 -c 'import json,sys; print([s["count"] for s in json.load(sys.stdin) if s["id"] == "unrouted-pio"][0])'
+    python3 "$QT_TOP/scripts/qmp.py" "$s" query-exit-stats
     python3 "$QT_TOP/scripts/qmp.py" "$s" quit > /dev/null
     wait $pid
+    rm -f "$tmp/stats.serial"
+}
+unrouted() {    # unrouted ONLY: the unrouted-pio count of a whole run
+    stats_of "$1" |
+        python3 -c 'import json,sys; print([s["count"] for s in json.load(sys.stdin) if s["id"] == "unrouted-pio"][0])'
 }
 base=$(unrouted none)
 with=$(unrouted unassigned)
@@ -107,23 +115,8 @@ delta=$((with - base))
 # (and decides) every access, which would hide a wrong inline decision.
 # counts ONLY ROUTE-ARGS...: "id=count/sample-period ..." of its routes
 counts() {
-    local only=$1 s=$tmp/dev.qmp pid
-    shift
-    "$qemu" -machine pc -accel "$accel" -m 64 -nodefaults -display none \
-        -serial file:"$tmp/dev.serial" -no-reboot -kernel "$guest" \
-        -append "n=1000 rounds=3 only=$only" "$@" \
-        -qmp unix:"$s",server=on,wait=off < /dev/null > /dev/null 2>&1 &
-    pid=$!
-    for _ in $(seq 600); do
-        grep -q '^BENCH-DONE' "$tmp/dev.serial" 2>/dev/null && break
-        kill -0 $pid 2>/dev/null || break
-        sleep 0.1
-    done
-    python3 "$QT_TOP/scripts/qmp.py" "$s" query-exit-stats |
+    stats_of "$@" |
         python3 -c 'import json,sys; print(" ".join("%s=%d/%d" % (s["id"], s["count"], s["sample-period"]) for s in json.load(sys.stdin) if not s["id"].startswith(("unrouted", "tier-"))))'
-    python3 "$QT_TOP/scripts/qmp.py" "$s" quit > /dev/null
-    wait $pid
-    rm -f "$tmp/dev.serial"
 }
 dev() { echo "-object exit-route,id=$1,event=pio,handler=device,$2"; }
 # Direction: the read-only route over both ports counts the reads only.
