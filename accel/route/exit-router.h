@@ -97,17 +97,6 @@ void exit_route_pio_write(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
                           uint32_t val, unsigned size);
 
 /*
- * The same for TCG's in/out helpers (EXIT_PIO_PATH_LDST) after
- * exit_route_pio_miss() said no: a port whose device route only counts
- * is decided without the general path.  Inside cpu_exec()'s RCU
- * read-side section.
- */
-uint32_t exit_route_pio_read_tcg(uint16_t port, MemTxAttrs attrs,
-                                 unsigned size);
-void exit_route_pio_write_tcg(uint16_t port, MemTxAttrs attrs, uint32_t val,
-                              unsigned size);
-
-/*
  * The miss filter: a bit per port that some published route covers, and
  * the spans of the MMIO and MSR routes (lo > hi: none).  Written by the
  * router under the BQL, read by anyone without a lock; it always covers
@@ -229,7 +218,7 @@ extern ExitPioCountMap *exit_route_pio_count_map;
  * cpu_exec()'s RCU read-side section: if a device route decides this
  * access alone and this thread's slot need not time it, count it and
  * return true; the caller runs its own device path (the router's
- * EXIT_PIO_PATH_LDST).  False: call exit_route_pio_read/write_tcg().
+ * EXIT_PIO_PATH_LDST).  False: call exit_route_pio_read/write().
  */
 static inline bool exit_route_pio_count_only(uint16_t port, unsigned size,
                                              bool is_write)

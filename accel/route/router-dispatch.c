@@ -403,31 +403,6 @@ void exit_route_pio_write(ExitPioPath path, uint16_t port, MemTxAttrs attrs,
 }
 
 /*
- * TCG's port helpers, after exit_route_pio_miss() and
- * exit_route_pio_count_only() said no: a possible hit, or a miss or
- * device route access that needs the router (this thread's first, or
- * one to time).  Inside cpu_exec()'s RCU read-side section.
- */
-uint32_t exit_route_pio_read_tcg(uint16_t port, MemTxAttrs attrs,
-                                 unsigned size)
-{
-    if (!exit_route_maybe_pio(port)) {
-        return exit_route_pio_read(EXIT_PIO_PATH_LDST, port, attrs, size);
-    }
-    return exit_route_pio_read_rcu(EXIT_PIO_PATH_LDST, port, attrs, size);
-}
-
-void exit_route_pio_write_tcg(uint16_t port, MemTxAttrs attrs, uint32_t val,
-                              unsigned size)
-{
-    if (!exit_route_maybe_pio(port)) {
-        exit_route_pio_write(EXIT_PIO_PATH_LDST, port, attrs, val, size);
-        return;
-    }
-    exit_route_pio_write_rcu(EXIT_PIO_PATH_LDST, port, attrs, val, size);
-}
-
-/*
  * MMIO and MSR accesses are offered: false sends the caller on to its own
  * path, which the router counts but does not time.
  */

@@ -115,7 +115,7 @@ static void exit_router_pio_count_build(ExitRouterSnapshot *snap)
     static const unsigned sizes[] = { 1, 2, 4 };
     const RouteTable *t = snap->table;
     ExitPioCountMap *m = NULL;
-    uint32_t i, k;
+    uint32_t i, k, w;
     uint64_t p;
 
     for (i = 0; snap->pio_fast && i < t->n_segs[EXIT_EVENT_PIO]; i++) {
@@ -134,14 +134,16 @@ static void exit_router_pio_count_build(ExitRouterSnapshot *snap)
         for (p = seg->start; p <= seg->last; p++) {
             uint32_t bits = 0;
 
-            for (k = 0; k < ARRAY_SIZE(sizes) * 2; k++) {
-                ExitAccess a = {
-                    .type = EXIT_EVENT_PIO, .addr = p,
-                    .size = sizes[k % 3], .is_write = k >= 3,
-                };
+            for (w = 0; w < 2; w++) {
+                for (k = 0; k < ARRAY_SIZE(sizes); k++) {
+                    ExitAccess a = {
+                        .type = EXIT_EVENT_PIO, .addr = p,
+                        .size = sizes[k], .is_write = w,
+                    };
 
-                if (exit_route_spec_matches(&f->spec, &a)) {
-                    bits |= EXIT_PIO_COUNT_BIT(a.size, a.is_write);
+                    if (exit_route_spec_matches(&f->spec, &a)) {
+                        bits |= EXIT_PIO_COUNT_BIT(a.size, a.is_write);
+                    }
                 }
             }
             if (bits) {

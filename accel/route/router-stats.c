@@ -24,17 +24,13 @@
  */
 void exit_stats_alloc(ExitStats *st)
 {
-    unsigned i;
-
     if (st->slots || !exit_router.machine_ready) {
         return;
     }
     st->n_slots = MAX(current_machine->smp.max_cpus, 1) + 1;
     st->slots = qemu_memalign(64, st->n_slots * sizeof(ExitRouteCpuStats));
     memset(st->slots, 0, st->n_slots * sizeof(ExitRouteCpuStats));
-    for (i = 0; i < st->n_slots; i++) {
-        st->slots[i].sample_mask = st->sample_period - 1;
-    }
+    exit_stats_set_sample_period(st, st->sample_period);
 }
 
 /* @sample_period: one access in this many is timed (a power of two). */
