@@ -1305,6 +1305,7 @@ static void smccheck(u32 pages)
 #define IVQ_INT_STATUS  0x3c
 #define IVQ_INT_MASK    0x40
 #define IVQ_MAX_MSG     0x44
+#define IVQ_SEND_SIZE   0x48
 #define IVQ_RX_OFF      0x4c
 #define IVQ_RX_SIZE     0x50
 #define IVQ_INT_RX      1u
@@ -1600,6 +1601,23 @@ static int ivmsg_prepare(u32 size, u32 vendor_device, int *bdf)
 }
 
 /*
+ * The first record at *@head that is not a pad: pads fill the ring's
+ * end (a record never wraps) and, before a flipped record, up to the
+ * page where its payload starts.  *@head moves past them.
+ */
+static volatile u32 *ivq_skip_pads(u32 ring, u32 rx_size, u32 *head)
+{
+    /* volatile: written by the VMM. */
+    volatile u32 *hdr = (volatile u32 *)(ring + (*head & (rx_size - 1)));
+
+    while (hdr[6] & IVQ_HDR_PAD) {
+        *head += IVQ_HDR + hdr[2];
+        hdr = (volatile u32 *)(ring + (*head & (rx_size - 1)));
+    }
+    return hdr;
+}
+
+/*
  * ivqecho=1: each record at the queue's head is checked and answered
  * with a 4-byte ack to its sender (the header's src, which the VMM
  * wrote), then popped.  Reports every 1000 messages; never returns.
@@ -1623,11 +1641,7 @@ static void ivq_echo(u32 regs, u32 win, u32 rx_off, u32 rx_size, u32 head,
             ivmsg_wait_forever(seen);
             continue;
         }
-        hdr = (volatile u32 *)(win + rx_off + (head & (rx_size - 1)));
-        if (hdr[6] & IVQ_HDR_PAD) {
-            head += IVQ_HDR + hdr[2];
-            hdr = (volatile u32 *)(win + rx_off);
-        }
+        hdr = ivq_skip_pads(win + rx_off, rx_size, &head);
         seq = hdr[IVQ_HDR / 4];
         bad += !hdr[2] || !ivmsg_payload_ok((u32)hdr + IVQ_HDR, hdr[2], seq);
         ack[0] = seq;
@@ -1653,6 +1667,8 @@ static void ivq_bench(u32 size, u32 n, u32 rounds)
     u32 want = opt_u32("ivqack", 0) ? 4 : size;
     u32 regs, win, rx_off, rx_size, head, id, dest, r, i, seq = 0, bad = 0;
     u32 db_reg = noexit ? IVQ_DB_NOEXIT : IVQ_DB_EXIT;
+    /* ivqoff=4064: the payload on a page of the send area, so it can flip */
+    u32 off = opt_u32("ivqoff", 0) & ~31u;
     u64 tenths[32], t0 = 0;
 
     if (!ivmsg_prepare(size, IVQ_VENDOR_DEVICE, &bdf)) {
@@ -1668,7 +1684,8 @@ static void ivq_bench(u32 size, u32 n, u32 rounds)
         }
         cpu_relax();
     }
-    if (size > mmio_read32(regs + IVQ_MAX_MSG)) {
+    if (size > mmio_read32(regs + IVQ_MAX_MSG) ||
+        off + IVQ_HDR + size > mmio_read32(regs + IVQ_SEND_SIZE)) {
         puts_serial("BENCH-ERROR ivq: size above MAX_MSG\n");
         return;
     }
@@ -1677,7 +1694,7 @@ static void ivq_bench(u32 size, u32 n, u32 rounds)
     rx_size = mmio_read32(regs + IVQ_RX_SIZE);
     mmio_write32(regs + IVQ_SEND_DEST, dest);
     mmio_write32(regs + IVQ_SEND_LEN, size);
-    mmio_write32(regs + IVQ_SEND_OFF, 0);
+    mmio_write32(regs + IVQ_SEND_OFF, off);
     mmio_write32(regs + IVQ_SEND_COUNT, 1);
     mmio_write32(regs + IVQ_INT_STATUS, 7);
     mmio_write32(regs + IVQ_INT_MASK, IVQ_INT_RX);
@@ -1690,22 +1707,17 @@ static void ivq_bench(u32 size, u32 n, u32 rounds)
         u64 start = rdtsc();
 
         for (i = 0; i < n; i++) {
-            u32 seen = ivmsg_irqs, pos;
+            u32 seen = ivmsg_irqs;
             volatile u32 *hdr;
 
-            ivmsg_fill(win + IVQ_HDR, size, ++seq, copy);
+            ivmsg_fill(win + off + IVQ_HDR, size, ++seq, copy);
             mmio_write32(regs + db_reg, 1);
             if (!ivmsg_wait(seen)) {
                 puts_serial("BENCH-ERROR ivq: no INT_RX\n");
                 return;
             }
             mmio_write32(regs + IVQ_INT_STATUS, IVQ_INT_RX);
-            pos = head & (rx_size - 1);
-            hdr = (volatile u32 *)(win + rx_off + pos);
-            if (hdr[6] & IVQ_HDR_PAD) {
-                head += IVQ_HDR + hdr[2];
-                hdr = (volatile u32 *)(win + rx_off);
-            }
+            hdr = ivq_skip_pads(win + rx_off, rx_size, &head);
             bad += hdr[2] != want ||
                    !ivmsg_payload_ok((u32)hdr + IVQ_HDR, want, seq);
             head += (IVQ_HDR + want + 31) & ~31u;

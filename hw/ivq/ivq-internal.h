@@ -2,7 +2,7 @@
  * qemu-tiers inter-VM queues: the ivq device's state, shared by its files
  * (ivq.c: the PCI device and its registers; ivq-ring.c: receive queues in
  * shared memory; ivq-link.c: the broker connection and the peers;
- * ivq-qmp.c: query-ivq).
+ * ivq-qmp.c: query-ivq; ivq-flip.c: page flip).
  *
  * Locking (docs/locking.rst): the BQL protects everything in IvqState
  * (MMIO, the doorbell and chardev handlers and QMP all run with it); a
@@ -74,17 +74,54 @@ enum {
 #define IVQ_INT_SENT        (1u << 2)   /* a no-exit send completed */
 #define IVQ_INT_ALL         (IVQ_INT_RX | IVQ_INT_PEER | IVQ_INT_SENT)
 
+/*
+ * Page flip (ivq-flip.c, docs/intervm-queues.rst).  A flipped message's
+ * payload pages are the sender's: the receiver's QEMU maps them over its
+ * queue's slots.  Descriptors say which, in the receiver's control page
+ * (no guest maps it, so no guest can point a QEMU at another's pages).
+ */
+#define IVQ_PAGE            4096u
+#define IVQ_FLIP_DESCS      128     /* descriptors a queue holds unmapped */
+#define IVQ_FLIP_RUNS       96      /* runs a device lends at most */
+#define IVQ_FLIP_MAX_RUNS   8       /* runs in one message, else copy */
+
+typedef struct IvqFlipDesc {
+    uint32_t rec;               /* free-running index of its record */
+    uint32_t pos;               /* ring offset of the first page */
+    uint32_t lender;            /* peer id whose region has the pages */
+    uint32_t page;              /* first page, in the lender's region */
+    uint32_t npages;
+} IvqFlipDesc;
+
+/* Pages given back to their lender when the receiver popped them. */
+typedef struct IvqFlipRun {
+    uint32_t page;
+    uint32_t npages;
+} IvqFlipRun;
+
 /* Page 0 of a region.  Written by every QEMU that sends to it. */
 typedef struct IvqRegionCtl {
     uint32_t magic;             /* IVQ_REGION_MAGIC; set by the owner */
     uint32_t version;
     uint32_t ring_off;          /* in the window, after IVQ_CTL_SIZE */
     uint32_t ring_size;         /* power of two */
+    uint32_t pool_page;         /* the flip pool's first page in the region */
+    uint32_t pool_pages;
     pthread_mutex_t lock;       /* process-shared, robust */
     /* Under lock: */
     uint32_t head;              /* consumer: the owner's QEMU */
     uint32_t tail;              /* producers: every sender's QEMU */
     uint32_t count;             /* messages queued */
+    /*
+     * Flip descriptors: senders append at ftail under lock (before the
+     * record's tail moves); the owner copies them out and moves fhead
+     * (it alone, with a release store).
+     */
+    uint32_t fhead, ftail;
+    IvqFlipDesc flip[IVQ_FLIP_DESCS];
+    /* Runs given back to this region's owner, under lock. */
+    uint32_t rhead, rtail;
+    IvqFlipRun ret[IVQ_FLIP_RUNS];
 } IvqRegionCtl;
 
 /* A receive queue as one QEMU sees it (its own, or a peer's). */
@@ -92,6 +129,9 @@ typedef struct IvqRing {
     IvqRegionCtl *ctl;
     uint8_t *base;              /* the ring's first byte */
     uint32_t size;              /* read once: ctl is writable by others */
+    /* Pages a flip may lend, read once: send area, then the pool. */
+    uint32_t send_pages;        /* region pages [1, 1 + send_pages) */
+    uint32_t pool_page, pool_pages;
 } IvqRing;
 
 typedef enum IvqPeerState {
@@ -107,6 +147,7 @@ typedef struct IvqPeer {
     size_t map_size;
     IvqRing ring;
     int doorbell_fd;            /* the peer's eventfd, -1 if none */
+    int region_fd;              /* its memfd: we map flipped pages from it */
     bool kick;                  /* rung when the current send ends */
 } IvqPeer;
 
@@ -126,7 +167,7 @@ struct IvqState {
     char *name;
     uint32_t send_size;
     uint32_t queue_size;
-    uint64_t flip_threshold;
+    char *flip_threshold;       /* "auto", "never" or a size */
 
     MemoryRegion bar0;
     MemoryRegion bar2;
@@ -137,6 +178,7 @@ struct IvqState {
     uint8_t *region;
     size_t region_size;
     IvqRing ring;
+    uint8_t *window;            /* BAR2 as the guest sees it (its RAMBlock) */
     EventNotifier doorbell;     /* peers ring it: our queue grew */
     EventNotifier db_noexit;    /* the guest rings it: send (no exit) */
     /*
@@ -165,6 +207,22 @@ struct IvqState {
     Error *migration_blocker;
     IvqPeer peers[IVQ_MAX_PEERS];
 
+    /*
+     * Page flip (ivq-flip.c); BQL.  flip_min: messages of at least this
+     * many bytes flip (UINT64_MAX: never); flip_auto: measured at realize.
+     * send_backing[i]: the region page behind send area page i.  used:
+     * region pages not free to lend (everything but free pool pages).
+     * held: descriptors of our queue whose pages are mapped, ring order.
+     */
+    uint64_t flip_min;
+    bool flip_auto;
+    uint32_t *send_backing;
+    unsigned long *used;
+    uint32_t lent_runs;
+    IvqFlipDesc *held;
+    uint32_t held_head, held_tail, held_cap;
+    uint64_t flip_fallbacks;
+
     /* Statistics (query-ivq); BQL. */
     uint64_t tx_msgs[2], tx_bytes[2];   /* by mode: copy, flip */
     uint64_t rx_msgs[2], rx_bytes[2];
@@ -177,12 +235,19 @@ struct IvqState {
 
 /* ivq-ring.c */
 void ivq_ring_init_ctl(IvqRegionCtl *ctl, uint32_t ring_off,
-                       uint32_t ring_size);
+                       uint32_t ring_size, uint32_t pool_page,
+                       uint32_t pool_pages);
 bool ivq_ring_attach(IvqRing *r, void *region, size_t region_size);
 uint32_t ivq_ring_push(IvqRing *r, const IvqMsgHeader *hdr,
                        const void *payload);
-uint32_t ivq_ring_pop(IvqRing *r, uint32_t n, uint64_t *bytes);
-void ivq_ring_flush(IvqRing *r);
+uint32_t ivq_ring_push_flip(IvqRing *r, const IvqMsgHeader *hdr,
+                            const IvqFlipDesc *runs, uint32_t nruns);
+uint32_t ivq_ring_pop(IvqRing *r, uint32_t n, uint64_t *bytes,
+                      uint64_t *flip_msgs, uint64_t *flip_bytes,
+                      uint32_t *from, uint32_t *to);
+bool ivq_ring_return(IvqRing *r, const IvqFlipRun *run);
+uint32_t ivq_ring_take_returns(IvqRing *r, IvqFlipRun *out, uint32_t max);
+void ivq_ring_flush(IvqRing *r, uint32_t *from, uint32_t *to);
 void ivq_ring_indices(IvqRing *r, uint32_t *head, uint32_t *tail,
                       uint32_t *count);
 uint32_t ivq_ring_max_payload(const IvqRing *r);
@@ -192,6 +257,15 @@ void ivq_link_init(IvqState *s);
 void ivq_link_cleanup(IvqState *s);
 void ivq_peer_drop(IvqState *s, uint32_t id, bool event);
 uint32_t ivq_peers_up(IvqState *s);
+
+/* ivq-flip.c */
+bool ivq_flip_init(IvqState *s, Error **errp);
+void ivq_flip_cleanup(IvqState *s);
+uint32_t ivq_flip_send(IvqState *s, uint32_t dst, IvqRing *ring,
+                       IvqMsgHeader *h, uint32_t off, bool *flipped);
+void ivq_flip_apply(IvqState *s);
+void ivq_flip_release(IvqState *s, uint32_t from, uint32_t to);
+void ivq_flip_orphan(IvqState *s, uint32_t lender);
 
 /* ivq.c */
 void ivq_raise(IvqState *s, uint32_t bits);

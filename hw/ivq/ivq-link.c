@@ -73,6 +73,12 @@ void ivq_peer_drop(IvqState *s, uint32_t id, bool event)
         close(p->doorbell_fd);
         p->doorbell_fd = -1;
     }
+    if (p->region_fd >= 0) {
+        close(p->region_fd);
+        p->region_fd = -1;
+    }
+    /* Its pages that we map stay until popped; no one to give them to. */
+    ivq_flip_orphan(s, id);
     p->state = IVQ_PEER_GONE;
     trace_ivq_peer_down(s->name, id, p->name);
     if (event) {
@@ -126,6 +132,8 @@ static void ivq_peer_up(IvqState *s, const IvqProtoMsg *m, int *fds,
     p->map_size = m->region_size;
     p->doorbell_fd = fds[1];
     fds[1] = -1;
+    p->region_fd = fds[0];      /* kept: flipped pages are mapped from it */
+    fds[0] = -1;
     g_unix_set_fd_nonblocking(p->doorbell_fd, true, NULL);
     memcpy(p->name, m->name, sizeof(p->name));
     p->name[sizeof(p->name) - 1] = 0;
@@ -276,6 +284,7 @@ void ivq_link_init(IvqState *s)
 
     for (i = 0; i < IVQ_MAX_PEERS; i++) {
         s->peers[i].doorbell_fd = -1;
+        s->peers[i].region_fd = -1;
     }
     qemu_chr_fe_set_handlers(&s->chr, ivq_chr_can_read, ivq_chr_read,
                              ivq_chr_event, NULL, s, NULL, true);

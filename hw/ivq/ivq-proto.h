@@ -1,6 +1,6 @@
 /*
  * qemu-tiers inter-VM queues: the broker protocol and the shared memory
- * layout (version 1).
+ * layout (version 2: page flip).
  *
  * Shared by QEMU's ivq device (hw/ivq/) and ivq-broker (hw/ivq/broker/).
  * docs/intervm-queues.rst is the specification; this is its C form.  Only
@@ -29,7 +29,7 @@
 #include <stdint.h>
 
 #define IVQ_PROTO_MAGIC     0x31515649u /* "IVQ1" */
-#define IVQ_PROTO_VERSION   1
+#define IVQ_PROTO_VERSION   2
 
 #define IVQ_MAX_PEERS       32          /* peer ids 0..31 */
 #define IVQ_NO_PEER         0xffffffffu

@@ -42,7 +42,10 @@ static IvqInfo *ivq_info(IvqState *s)
     info->queue_size = s->queue_size;
     info->queue_depth = count;
     info->queue_bytes = qtail - head;
-    info->flip_threshold = s->flip_threshold;
+    info->has_flip_threshold = s->flip_min != UINT64_MAX;
+    info->flip_threshold = s->flip_min;
+    info->flip_auto = s->flip_auto;
+    info->flip_fallbacks = s->flip_fallbacks;
     info->sent = ivq_traffic(s->tx_msgs, s->tx_bytes);
     info->received = ivq_traffic(s->rx_msgs, s->rx_bytes);
     info->errors = g_new0(IvqErrors, 1);

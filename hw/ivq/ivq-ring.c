@@ -34,7 +34,8 @@ static __thread IvqRegionCtl *ivq_held;
 
 /* The owner's set-up of its fresh (zeroed) region. */
 void ivq_ring_init_ctl(IvqRegionCtl *ctl, uint32_t ring_off,
-                       uint32_t ring_size)
+                       uint32_t ring_size, uint32_t pool_page,
+                       uint32_t pool_pages)
 {
     pthread_mutexattr_t a;
 
@@ -45,7 +46,10 @@ void ivq_ring_init_ctl(IvqRegionCtl *ctl, uint32_t ring_off,
     pthread_mutexattr_destroy(&a);
     ctl->ring_off = ring_off;
     ctl->ring_size = ring_size;
+    ctl->pool_page = pool_page;
+    ctl->pool_pages = pool_pages;
     ctl->head = ctl->tail = ctl->count = 0;
+    ctl->fhead = ctl->ftail = ctl->rhead = ctl->rtail = 0;
     ctl->version = IVQ_PROTO_VERSION;
     /* The rest before the magic: a peer that sees it sees a whole ctl. */
     smp_wmb();
@@ -59,7 +63,7 @@ void ivq_ring_init_ctl(IvqRegionCtl *ctl, uint32_t ring_off,
 bool ivq_ring_attach(IvqRing *r, void *region, size_t region_size)
 {
     IvqRegionCtl *ctl = region;
-    uint32_t off, size;
+    uint32_t off, size, pool_page, pool_pages;
 
     if (region_size < IVQ_CTL_SIZE || ctl->magic != IVQ_REGION_MAGIC ||
         ctl->version != IVQ_PROTO_VERSION) {
@@ -67,13 +71,20 @@ bool ivq_ring_attach(IvqRing *r, void *region, size_t region_size)
     }
     off = qatomic_read(&ctl->ring_off);
     size = qatomic_read(&ctl->ring_size);
-    if (size < 4096 || !is_power_of_2(size) || off % IVQ_REC_ALIGN ||
-        (uint64_t)IVQ_CTL_SIZE + off + size > region_size) {
+    pool_page = qatomic_read(&ctl->pool_page);
+    pool_pages = qatomic_read(&ctl->pool_pages);
+    if (size < 4096 || !is_power_of_2(size) || off % IVQ_PAGE ||
+        (uint64_t)IVQ_CTL_SIZE + off + size > region_size ||
+        (uint64_t)pool_page * IVQ_PAGE < IVQ_CTL_SIZE + off + size ||
+        ((uint64_t)pool_page + pool_pages) * IVQ_PAGE > region_size) {
         return false;
     }
     r->ctl = ctl;
     r->base = (uint8_t *)region + IVQ_CTL_SIZE + off;
     r->size = size;
+    r->send_pages = off / IVQ_PAGE;
+    r->pool_page = pool_page;
+    r->pool_pages = pool_pages;
     return true;
 }
 
@@ -169,14 +180,129 @@ uint32_t ivq_ring_push(IvqRing *r, const IvqMsgHeader *hdr,
 }
 
 /*
+ * Appends one flipped record: pads until its payload starts on a page of
+ * the ring, the header, and @nruns descriptors of the pages that make up
+ * the payload (@runs[i].pos: the run's offset in the payload; the lender
+ * and its pages).  No payload is written: the owner's QEMU maps the
+ * lender's pages over the slots (ivq_flip_apply()).  The descriptors go
+ * in before the tail moves, so an owner that sees the record sees them.
+ * Returns as ivq_ring_push(); QUEUE_FULL also when the descriptors are.
+ */
+uint32_t ivq_ring_push_flip(IvqRing *r, const IvqMsgHeader *hdr,
+                            const IvqFlipDesc *runs, uint32_t nruns)
+{
+    uint32_t head, tail, pos, wrap = 0, at, need, i, ftail;
+
+    assert(bql_locked());
+    if (hdr->len % IVQ_PAGE || hdr->len > ivq_ring_max_payload(r)) {
+        return IVQ_ST_TOO_BIG;
+    }
+    if (!ivq_ring_lock(r)) {
+        return IVQ_ST_PEER_DOWN;
+    }
+    head = qatomic_read(&r->ctl->head);
+    tail = r->ctl->tail;
+    ftail = r->ctl->ftail;
+    if (!ivq_ring_sane(r, head, tail) ||
+        ftail - qatomic_read(&r->ctl->fhead) > IVQ_FLIP_DESCS) {
+        ivq_ring_unlock(r);
+        return IVQ_ST_PEER_DOWN;
+    }
+    /* The header sits just before a page boundary; a record never wraps. */
+    pos = tail & (r->size - 1);
+    at = ROUND_UP(pos + IVQ_HDR_SIZE, IVQ_PAGE) - IVQ_HDR_SIZE;
+    if (at + IVQ_HDR_SIZE + hdr->len > r->size) {
+        wrap = r->size - pos;
+        pos = 0;
+        at = IVQ_PAGE - IVQ_HDR_SIZE;
+    }
+    need = wrap + (at - pos) + IVQ_HDR_SIZE + hdr->len;
+    if (tail - head + need > r->size ||
+        ftail - r->ctl->fhead + nruns > IVQ_FLIP_DESCS) {
+        ivq_ring_unlock(r);
+        return IVQ_ST_QUEUE_FULL;
+    }
+    if (wrap) {
+        IvqMsgHeader p = {
+            .src = IVQ_NO_PEER, .dst = hdr->dst,
+            .len = wrap - IVQ_HDR_SIZE, .flags = IVQ_HDR_F_PAD,
+        };
+
+        memcpy(r->base + (tail & (r->size - 1)), &p, sizeof(p));
+        tail += wrap;
+    }
+    if (at > pos) {
+        IvqMsgHeader p = {
+            .src = IVQ_NO_PEER, .dst = hdr->dst,
+            .len = at - pos - IVQ_HDR_SIZE, .flags = IVQ_HDR_F_PAD,
+        };
+
+        memcpy(r->base + pos, &p, sizeof(p));
+        tail += at - pos;
+    }
+    for (i = 0; i < nruns; i++) {
+        IvqFlipDesc d = runs[i];
+
+        d.rec = tail;
+        d.pos = at + IVQ_HDR_SIZE + runs[i].pos;
+        r->ctl->flip[(ftail + i) % IVQ_FLIP_DESCS] = d;
+    }
+    memcpy(r->base + at, hdr, IVQ_HDR_SIZE);
+    /* Descriptors and header before the indices. */
+    smp_wmb();
+    qatomic_set(&r->ctl->ftail, ftail + nruns);
+    qatomic_set(&r->ctl->tail, tail + IVQ_HDR_SIZE + hdr->len);
+    r->ctl->count++;
+    ivq_ring_unlock(r);
+    return IVQ_ST_OK;
+}
+
+/*
+ * Gives a run of pages back to the region's owner (the lender).  False
+ * if its list is full or the region unusable: the pages stay lent.
+ */
+bool ivq_ring_return(IvqRing *r, const IvqFlipRun *run)
+{
+    uint32_t n;
+
+    if (!ivq_ring_lock(r)) {
+        return false;
+    }
+    n = r->ctl->rtail - r->ctl->rhead;
+    if (n < IVQ_FLIP_RUNS) {
+        r->ctl->ret[r->ctl->rtail % IVQ_FLIP_RUNS] = *run;
+        r->ctl->rtail++;
+    }
+    ivq_ring_unlock(r);
+    return n < IVQ_FLIP_RUNS;
+}
+
+/* The owner takes up to @max runs given back to it; returns how many. */
+uint32_t ivq_ring_take_returns(IvqRing *r, IvqFlipRun *out, uint32_t max)
+{
+    uint32_t n = 0;
+
+    if (!ivq_ring_lock(r)) {
+        return 0;
+    }
+    while (n < max && r->ctl->rhead != r->ctl->rtail) {
+        out[n++] = r->ctl->ret[r->ctl->rhead++ % IVQ_FLIP_RUNS];
+    }
+    ivq_ring_unlock(r);
+    return n;
+}
+
+/*
  * Pops @n messages (and the pad records among them) at the head; their
  * payload bytes go to *@bytes.  IVQ_ST_BAD_VALUE, changing nothing, when
  * fewer are queued or a header the guest scribbled on does not add up.
  */
-uint32_t ivq_ring_pop(IvqRing *r, uint32_t n, uint64_t *bytes)
+uint32_t ivq_ring_pop(IvqRing *r, uint32_t n, uint64_t *bytes,
+                      uint64_t *flip_msgs, uint64_t *flip_bytes,
+                      uint32_t *from, uint32_t *to)
 {
     uint32_t head, tail, cur, i = 0;
-    uint64_t b = 0;
+    uint64_t b = 0, fm = 0, fb = 0;
 
     assert(bql_locked());
     if (!ivq_ring_lock(r)) {
@@ -205,6 +331,10 @@ uint32_t ivq_ring_pop(IvqRing *r, uint32_t n, uint64_t *bytes)
         if (!(h.flags & IVQ_HDR_F_PAD)) {
             i++;
             b += h.len;
+            if (h.flags & IVQ_HDR_F_FLIP) {
+                fm++;
+                fb += h.len;
+            }
         }
         cur += rec;
     }
@@ -216,15 +346,25 @@ uint32_t ivq_ring_pop(IvqRing *r, uint32_t n, uint64_t *bytes)
     r->ctl->count -= n;
     ivq_ring_unlock(r);
     *bytes = b;
+    *flip_msgs = fm;
+    *flip_bytes = fb;
+    *from = head;
+    *to = cur;
     return IVQ_ST_OK;
 }
 
-/* Empties the queue (device reset): whatever its headers say. */
-void ivq_ring_flush(IvqRing *r)
+/*
+ * Empties the queue (device reset): whatever its headers say.  [*@from,
+ * *@to) is what went.
+ */
+void ivq_ring_flush(IvqRing *r, uint32_t *from, uint32_t *to)
 {
+    *from = *to = 0;
     if (!ivq_ring_lock(r)) {
         return;
     }
+    *from = r->ctl->head;
+    *to = r->ctl->tail;
     qatomic_set(&r->ctl->head, r->ctl->tail);
     r->ctl->count = 0;
     ivq_ring_unlock(r);

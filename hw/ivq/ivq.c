@@ -3,7 +3,7 @@
  *
  *   -chardev socket,id=B,path=/run/ivq-broker.sock[,reconnect-ms=1000]
  *   -device ivq,chardev=B,name=NAME[,send-size=N][,queue-size=N]
- *           [,flip-threshold=0]
+ *           [,flip-threshold=auto|never|SIZE][,iothread=IOTHREAD]
  *
  * BAR0: registers (ivq-internal.h, docs/intervm-queues.rst); BAR1: MSI-X
  * (one vector; INTx when the guest has not enabled MSI-X); BAR2: the
@@ -17,9 +17,9 @@
  * ioeventfd (no userspace exit under KVM), the send runs in the main loop,
  * or in the iothread named by the property iothread (with the BQL).
  *
- * Page flip (flip-threshold): not implemented yet; 0, the default and
- * the only accepted value, copies every message.  The place for it is
- * ivq_deliver().
+ * Page flip (flip-threshold, ivq-flip.c): a message of whole pages at a
+ * page of the send area, at least flip-threshold bytes, moves its pages
+ * to the receiver instead of being copied.
  *
  * Locking: the BQL for all device state (ivq-internal.h).
  *
@@ -116,18 +116,6 @@ static IvqRing *ivq_dest_ring(IvqState *s, uint32_t dst, uint32_t *st)
 }
 
 /*
- * Delivers one message by copy.  The place for page flip: a message of
- * at least flip-threshold bytes whose pages are whole would have them
- * moved instead (not implemented: flip-threshold is 0, copy always).
- */
-static uint32_t ivq_deliver(IvqState *s, IvqRing *ring, IvqMsgHeader *h,
-                            const void *payload)
-{
-    h->flags = IVQ_HDR_F_COPY;
-    return ivq_ring_push(ring, h, payload);
-}
-
-/*
  * One send: @regs->count records from the send area at @regs->off.  A
  * single record goes to SEND_DEST with SEND_LEN bytes; in a batch each
  * record's own header says where and how long.  Stops at the first
@@ -135,10 +123,10 @@ static uint32_t ivq_deliver(IvqState *s, IvqRing *ring, IvqMsgHeader *h,
  */
 static void ivq_send(IvqState *s, const IvqSendRegs *regs, bool exit)
 {
-    uint8_t *area = s->region + IVQ_CTL_SIZE;
+    uint8_t *area = s->window;
     uint32_t off = regs->off, done = 0, st = IVQ_ST_OK, i;
-    uint64_t bytes = 0;
-    bool kick_self = false;
+    uint64_t bytes[2] = { 0, 0 }, msgs[2] = { 0, 0 };
+    bool kick_self = false, flipped;
 
     assert(bql_locked());
     for (i = 0; i < regs->count; i++) {
@@ -173,13 +161,14 @@ static void ivq_send(IvqState *s, const IvqSendRegs *regs, bool exit)
             .tag = g.tag,
             .seq = s->seq + 1,
         };
-        st = ivq_deliver(s, ring, &h, area + off + IVQ_HDR_SIZE);
+        st = ivq_flip_send(s, dst, ring, &h, off, &flipped);
         if (st != IVQ_ST_OK) {
             break;
         }
         s->seq++;
         done++;
-        bytes += len;
+        msgs[flipped]++;
+        bytes[flipped] += len;
         if (dst == s->id) {
             kick_self = true;
         } else {
@@ -202,12 +191,15 @@ static void ivq_send(IvqState *s, const IvqSendRegs *regs, bool exit)
          * Our own queue grew, and we hold the BQL: raise INT_RX now
          * rather than through our doorbell, which would cost the main
          * loop a second wake-up per send (bench/ivq.py: +13 us a
-         * DB_NOEXIT send under TCG).
+         * DB_NOEXIT send under TCG).  Flipped pages first.
          */
+        ivq_flip_apply(s);
         ivq_raise(s, IVQ_INT_RX);
     }
-    s->tx_msgs[IVQ_MODE_COPY] += done;
-    s->tx_bytes[IVQ_MODE_COPY] += bytes;
+    for (i = 0; i < 2; i++) {
+        s->tx_msgs[i] += msgs[i];
+        s->tx_bytes[i] += bytes[i];
+    }
     if (st != IVQ_ST_OK) {
         s->errors[st]++;
     }
@@ -258,6 +250,7 @@ static void ivq_doorbell_notify(EventNotifier *e)
     IvqState *s = container_of(e, IvqState, doorbell);
 
     if (event_notifier_test_and_clear(e)) {
+        ivq_flip_apply(s);
         ivq_raise(s, IVQ_INT_RX);
     }
 }
@@ -274,6 +267,8 @@ static uint64_t ivq_read(void *opaque, hwaddr addr, unsigned size)
 
     assert(bql_locked());
     ivq_ring_indices(&s->ring, &head, &tail, &count);
+    /* After the indices: every flipped record they show is mapped. */
+    ivq_flip_apply(s);
     switch (addr) {
     case IVQ_REG_ID:
         return s->connected ? s->id : IVQ_NO_PEER;
@@ -331,8 +326,8 @@ static uint64_t ivq_read(void *opaque, hwaddr addr, unsigned size)
 static void ivq_write(void *opaque, hwaddr addr, uint64_t val, unsigned size)
 {
     IvqState *s = opaque;
-    uint64_t bytes = 0;
-    uint32_t st;
+    uint64_t bytes = 0, fmsgs = 0, fbytes = 0;
+    uint32_t st, from, to;
 
     assert(bql_locked());
     switch (addr) {
@@ -364,13 +359,18 @@ static void ivq_write(void *opaque, hwaddr addr, uint64_t val, unsigned size)
         event_notifier_set(&s->db_noexit);
         break;
     case IVQ_REG_RX_POP:
-        st = ivq_ring_pop(&s->ring, val, &bytes);
+        ivq_flip_apply(s);
+        st = ivq_ring_pop(&s->ring, val, &bytes, &fmsgs, &fbytes, &from,
+                          &to);
         if (st != IVQ_ST_OK) {
             ivq_guest_error(s, "RX_POP of more than is queued", addr, val);
             break;
         }
-        s->rx_msgs[IVQ_MODE_COPY] += val;
-        s->rx_bytes[IVQ_MODE_COPY] += bytes;
+        ivq_flip_release(s, from, to);
+        s->rx_msgs[IVQ_MODE_COPY] += val - fmsgs;
+        s->rx_bytes[IVQ_MODE_COPY] += bytes - fbytes;
+        s->rx_msgs[IVQ_MODE_FLIP] += fmsgs;
+        s->rx_bytes[IVQ_MODE_FLIP] += fbytes;
         s->status = IVQ_ST_OK;
         break;
     case IVQ_REG_INT_STATUS:
@@ -403,8 +403,12 @@ static const MemoryRegionOps ivq_bar0_ops = {
 /* The region: control page and window, zeroed, the queue ready. */
 static bool ivq_region_create(IvqState *s, Error **errp)
 {
+    uint32_t pool_page;
+
     s->bar2_size = pow2ceil((uint64_t)s->send_size + s->queue_size);
-    s->region_size = IVQ_CTL_SIZE + s->bar2_size;
+    /* After BAR2, the flip pool: as many pages as the send area. */
+    pool_page = (IVQ_CTL_SIZE + s->bar2_size) / IVQ_PAGE;
+    s->region_size = IVQ_CTL_SIZE + s->bar2_size + s->send_size;
     /* Sealed: a peer that maps it can trust its size (no SIGBUS). */
     s->region_fd = qemu_memfd_create("qemu-tiers-ivq", s->region_size, false,
                                      0, F_SEAL_GROW | F_SEAL_SHRINK |
@@ -423,7 +427,7 @@ static bool ivq_region_create(IvqState *s, Error **errp)
         return false;
     }
     ivq_ring_init_ctl((IvqRegionCtl *)s->region, s->send_size,
-                      s->queue_size);
+                      s->queue_size, pool_page, s->send_size / IVQ_PAGE);
     if (!ivq_ring_attach(&s->ring, s->region, s->region_size)) {
         error_setg(errp, "ivq '%s': bad queue geometry", s->name);
         return false;
@@ -474,11 +478,6 @@ static bool ivq_check_props(IvqState *s, Error **errp)
                    "4 KiB to 64 MiB", s->name);
         return false;
     }
-    if (s->flip_threshold) {
-        error_setg(errp, "ivq '%s': flip-threshold: page flip is not "
-                   "implemented yet, only 0 (copy always)", s->name);
-        return false;
-    }
     return true;
 }
 
@@ -493,10 +492,24 @@ static void ivq_realize(PCIDevice *d, Error **errp)
     if (!ivq_region_create(s, errp)) {
         goto fail_region;
     }
+    /*
+     * The window is the region's memfd mapped again, as the guest's RAM:
+     * a flip remaps its pages, and RAS refuses to retire pages of file
+     * memory (another mapper, the peers, would keep the old page).
+     */
+    if (!memory_region_init_ram_from_fd(&s->bar2, OBJECT(s), "ivq-window",
+                                        s->bar2_size, RAM_SHARED,
+                                        s->region_fd, IVQ_CTL_SIZE, errp)) {
+        goto fail_region;
+    }
+    s->window = memory_region_get_ram_ptr(&s->bar2);
+    if (!ivq_flip_init(s, errp)) {
+        goto fail_window;
+    }
     if (event_notifier_init(&s->doorbell, 0) < 0) {
         error_setg_errno(errp, errno, "ivq '%s': cannot create its doorbell",
                          s->name);
-        goto fail_region;
+        goto fail_window;
     }
     if (event_notifier_init(&s->db_noexit, 0) < 0) {
         error_setg_errno(errp, errno, "ivq '%s': cannot create its no-exit "
@@ -515,8 +528,6 @@ static void ivq_realize(PCIDevice *d, Error **errp)
                               &s->db_noexit);
     pci_register_bar(d, 0, PCI_BASE_ADDRESS_SPACE_MEMORY, &s->bar0);
 
-    memory_region_init_ram_ptr(&s->bar2, OBJECT(s), "ivq-window",
-                               s->bar2_size, s->region + IVQ_CTL_SIZE);
     vmstate_register_ram(&s->bar2, DEVICE(s));
     pci_register_bar(d, 2, PCI_BASE_ADDRESS_SPACE_MEMORY |
                      PCI_BASE_ADDRESS_MEM_PREFETCH |
@@ -534,6 +545,9 @@ fail_noexit:
     event_notifier_cleanup(&s->db_noexit);
 fail_doorbell:
     event_notifier_cleanup(&s->doorbell);
+fail_window:
+    ivq_flip_cleanup(s);
+    object_unparent(OBJECT(&s->bar2));
 fail_region:
     ivq_region_free(s);
 }
@@ -551,12 +565,14 @@ static void ivq_exit(PCIDevice *d)
     event_notifier_cleanup(&s->doorbell);
     msix_uninit_exclusive_bar(d);
     vmstate_unregister_ram(&s->bar2, DEVICE(s));
+    ivq_flip_cleanup(s);
     ivq_region_free(s);
 }
 
 static void ivq_reset(DeviceState *dev)
 {
     IvqState *s = IVQ(dev);
+    uint32_t from, to;
 
     s->int_status = 0;
     s->int_mask = 0;
@@ -564,7 +580,9 @@ static void ivq_reset(DeviceState *dev)
     s->send_done = 0;
     s->send = (IvqSendRegs) { .dest = 0, .count = 1 };
     /* A reset guest starts with an empty queue. */
-    ivq_ring_flush(&s->ring);
+    ivq_flip_apply(s);
+    ivq_ring_flush(&s->ring, &from, &to);
+    ivq_flip_release(s, from, to);
     ivq_update_irq(s, 0);
 }
 
@@ -631,7 +649,7 @@ static const Property ivq_properties[] = {
     DEFINE_PROP_STRING("name", IvqState, name),
     DEFINE_PROP_UINT32("send-size", IvqState, send_size, 256 * KiB),
     DEFINE_PROP_UINT32("queue-size", IvqState, queue_size, 256 * KiB),
-    DEFINE_PROP_UINT64("flip-threshold", IvqState, flip_threshold, 0),
+    DEFINE_PROP_STRING("flip-threshold", IvqState, flip_threshold),
     DEFINE_PROP_LINK("iothread", IvqState, iothread, TYPE_IOTHREAD,
                      IOThread *),
 };

@@ -227,17 +227,20 @@ static uint32_t put_record(uint8_t *buf, uint32_t dst, uint32_t len,
     return ROUND_UP(HDR + len, IVQ_REC_ALIGN);
 }
 
-/* One message to @dst, record at offset 0; returns STATUS. */
-static uint32_t send_one(Vm *v, uint32_t dst, uint32_t len, uint32_t tag,
-                         bool exit)
+/*
+ * One message to @dst, its record at @off in the send area, the payload
+ * pattern(@tag); returns STATUS.
+ */
+static uint32_t send_at(Vm *v, uint32_t dst, uint32_t off, uint32_t len,
+                        uint32_t tag, bool exit)
 {
     g_autofree uint8_t *buf = g_malloc0(HDR + len + IVQ_REC_ALIGN);
     uint32_t n = put_record(buf, dst, len, tag, tag), sends = rd(v, SENDS);
 
-    qtest_bufwrite(v->qts, v->win.addr, buf, n);
+    qtest_bufwrite(v->qts, v->win.addr + off, buf, n);
     wr(v, SEND_DEST, dst);
     wr(v, SEND_LEN, len);
-    wr(v, SEND_OFF, 0);
+    wr(v, SEND_OFF, off);
     wr(v, SEND_COUNT, 1);
     if (exit) {
         wr(v, DB_EXIT, 1);
@@ -247,6 +250,13 @@ static uint32_t send_one(Vm *v, uint32_t dst, uint32_t len, uint32_t tag,
         g_assert_true(wait_reg(v, SENDS, ~0u, sends + 1));
     }
     return rd(v, STATUS);
+}
+
+/* One message to @dst, record at offset 0; returns STATUS. */
+static uint32_t send_one(Vm *v, uint32_t dst, uint32_t len, uint32_t tag,
+                         bool exit)
+{
+    return send_at(v, dst, 0, len, tag, exit);
 }
 
 typedef struct Msg {
@@ -436,6 +446,141 @@ static void test_order_identity(void)
     line = g_strdup_printf("'vm-a': peer %u, queue 0 messages", a->id);
     g_assert(strstr(hmp, line));
     g_assert(strstr(hmp, "sent 4 messages, 608 bytes; received 4 messages"));
+    env_stop(e);
+}
+
+/* @m is message @tag of @len bytes from @src, delivered as @flags. */
+static void check_msg(Msg *m, uint32_t src, uint32_t tag, uint32_t len,
+                      uint32_t flags)
+{
+    g_autofree uint8_t *want = g_malloc(len);
+
+    g_assert_cmphex(m->h.src, ==, src);
+    g_assert_cmpuint(m->h.tag, ==, tag);
+    g_assert_cmpuint(m->h.len, ==, len);
+    g_assert_cmphex(m->h.flags, ==, flags);
+    pattern(want, len, tag);
+    g_assert_cmpmem(m->data, len, want, len);
+}
+
+/* Whether @len bytes of @v's window at @off are all zero. */
+static bool window_zero(Vm *v, uint32_t off, uint32_t len)
+{
+    g_autofree uint8_t *got = g_malloc(len);
+    uint32_t i;
+
+    qtest_bufread(v->qts, v->win.addr + off, got, len);
+    for (i = 0; i < len; i++) {
+        if (got[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * Page flip (flip-threshold=4096): a payload of whole pages at a page of
+ * the send area arrives by flip with the right contents; the sender no
+ * longer has the pages (its send area reads zero, and what it writes
+ * there does not change the message it sent); pages come back and are
+ * reused (more flips than the pool has pages); several flipped messages
+ * queued at once; to itself; anything else is copied; the receiver keeps
+ * a flipped message whose sender died.
+ */
+static void test_flip(void)
+{
+    Env *e = env_start("", ",send-size=65536,flip-threshold=4096");
+    Vm *a = &e->a, *b = &e->b;
+    const uint32_t off = 4096 - HDR, len = 8192;
+    GArray *got;
+    uint32_t i, tag = 1;
+    QDict *info = ivq_info(a);
+
+    g_assert_false(qdict_get_bool(info, "flip-auto"));
+    g_assert_cmpint(qdict_get_int(info, "flip-threshold"), ==, 4096);
+    qobject_unref(info);
+
+    /* 40 flips of 2 pages: the pool has 16, so pages come back. */
+    for (i = 0; i < 40; i++, tag++) {
+        g_assert_cmpuint(send_at(a, b->id, off, len, tag, i % 2), ==, OK);
+        /* The sender's pages are gone: fresh zero pages instead. */
+        g_assert_true(window_zero(a, off + HDR, len));
+        /* What it writes now is not what it sent. */
+        qtest_memset(a->qts, a->win.addr + off + HDR, 0x5a, len);
+        g_assert_true(wait_reg(b, RX_COUNT, ~0u, 1));
+        g_assert_cmpuint(recv_all(b, &got), ==, 1);
+        check_msg(&g_array_index(got, Msg, 0), a->id, tag, len,
+                  IVQ_HDR_F_FLIP);
+        msgs_free(got);
+    }
+    /* Five queued at once, then popped together. */
+    for (i = 0; i < 5; i++) {
+        g_assert_cmpuint(send_at(a, b->id, off, len, tag + i, true), ==, OK);
+    }
+    g_assert_cmpuint(recv_all(b, &got), ==, 5);
+    for (i = 0; i < 5; i++) {
+        check_msg(&g_array_index(got, Msg, i), a->id, tag + i, len,
+                  IVQ_HDR_F_FLIP);
+    }
+    msgs_free(got);
+    tag += 5;
+    /* To itself. */
+    g_assert_cmpuint(send_at(a, a->id, off, len, tag, true), ==, OK);
+    g_assert_cmpuint(recv_all(a, &got), ==, 1);
+    check_msg(&g_array_index(got, Msg, 0), a->id, tag++, len,
+              IVQ_HDR_F_FLIP);
+    msgs_free(got);
+    /* Copied: not at a page, not whole pages, below the threshold. */
+    g_assert_cmpuint(send_at(a, b->id, 0, len, tag, true), ==, OK);
+    g_assert_cmpuint(send_at(a, b->id, off, len + 64, tag + 1, true), ==, OK);
+    g_assert_cmpuint(send_at(a, b->id, off, 2048, tag + 2, true), ==, OK);
+    g_assert_cmpuint(recv_all(b, &got), ==, 3);
+    check_msg(&g_array_index(got, Msg, 0), a->id, tag, len, IVQ_HDR_F_COPY);
+    check_msg(&g_array_index(got, Msg, 1), a->id, tag + 1, len + 64,
+              IVQ_HDR_F_COPY);
+    check_msg(&g_array_index(got, Msg, 2), a->id, tag + 2, 2048,
+              IVQ_HDR_F_COPY);
+    msgs_free(got);
+    tag += 3;
+
+    g_assert_cmpint(info_int(a, "sent", "flip-messages"), ==, 46);
+    g_assert_cmpint(info_int(a, "sent", "flip-bytes"), ==, 46 * len);
+    g_assert_cmpint(info_int(a, "sent", "copy-messages"), ==, 3);
+    g_assert_cmpint(info_int(b, "received", "flip-messages"), ==, 45);
+    g_assert_cmpint(info_int(b, "received", "copy-messages"), ==, 3);
+    g_assert_cmpint(info_int(a, NULL, "flip-fallbacks"), ==, 0);
+
+    /*
+     * A reset drops 7 queued flips (14 of the 16 pages A can lend): their
+     * pages go back to A, so 7 more flip again.
+     */
+    for (i = 0; i < 7; i++) {
+        g_assert_cmpuint(send_at(a, b->id, off, len, tag++, true), ==, OK);
+    }
+    qtest_qmp_assert_success(b->qts, "{ 'execute': 'system_reset' }");
+    qtest_qmp_eventwait(b->qts, "RESET");
+    g_free(b->dev);
+    vm_map(b);
+    g_assert_cmpuint(rd(b, RX_COUNT), ==, 0);
+    for (i = 0; i < 7; i++) {
+        g_assert_cmpuint(send_at(a, b->id, off, len, tag + i, true), ==, OK);
+    }
+    g_assert_cmpuint(recv_all(b, &got), ==, 7);
+    for (i = 0; i < 7; i++) {
+        check_msg(&g_array_index(got, Msg, i), a->id, tag + i, len,
+                  IVQ_HDR_F_FLIP);
+    }
+    msgs_free(got);
+    tag += 7;
+    g_assert_cmpint(info_int(a, NULL, "flip-fallbacks"), ==, 0);
+
+    /* The sender dies with a flipped message queued: it stays readable. */
+    g_assert_cmpuint(send_at(a, b->id, off, len, tag, true), ==, OK);
+    vm_stop(a);
+    qobject_unref(wait_peer_event(b, "IVQ_PEER_DOWN", a->id));
+    g_assert_cmpuint(recv_all(b, &got), ==, 1);
+    check_msg(&g_array_index(got, Msg, 0), a->id, tag, len, IVQ_HDR_F_FLIP);
+    msgs_free(got);
     env_stop(e);
 }
 
@@ -932,8 +1077,8 @@ static void test_bad_config(void)
           "-device ivq,chardev=s,name=x,send-size=2048",
           "send-size must be a power of two" },
         { "-chardev socket,id=s,path=/nonexistent,reconnect-ms=1000 "
-          "-device ivq,chardev=s,name=x,flip-threshold=4096",
-          "page flip is not implemented yet" },
+          "-device ivq,chardev=s,name=x,flip-threshold=4k2",
+          "flip-threshold '4k2': expected 'auto', 'never' or a size" },
     };
     const char *qemu = g_getenv("QTEST_QEMU_BINARY");
     int i;
@@ -971,6 +1116,29 @@ static void test_migration_blocked(void)
     env_stop(e);
 }
 
+/*
+ * RAS does not retire a page of the message window: the peers map the
+ * same memfd and would keep writing to the old page (before the window
+ * was the memfd mapped as file RAM, the retirement went through).
+ */
+static void test_ras_refuses_window(void)
+{
+    Vm v = {
+        .qs = qtest_pc_boot("-machine pc -m 32 -nodefaults "
+                            "-object ras-policy,id=ras "
+                            "-chardev socket,id=brk,path=/nonexistent,"
+                            "reconnect-ms=1000 " VM_DEV "vm-a"),
+    };
+    g_autofree char *err = NULL;
+
+    vm_map(&v);
+    err = qmp_error(v.qts, "{ 'execute': 'ras-retire-page', 'arguments': "
+                    "{ 'addr': %" PRIu64 " } }", v.win.addr + 4096);
+    g_assert_nonnull(err);
+    g_assert_nonnull(strstr(err, "shared or file memory"));
+    vm_stop(&v);
+}
+
 static void test_no_broker(void)
 {
     g_test_skip("no ivq-broker (QT_IVQ_BROKER, set by make check)");
@@ -986,6 +1154,8 @@ int main(int argc, char **argv)
     }
     qtest_add_func("/ivq/order-identity", test_order_identity);
     qtest_add_func("/ivq/noexit-iothread", test_noexit_iothread);
+    qtest_add_func("/ivq/flip", test_flip);
+    qtest_add_func("/ivq/ras-refuses-window", test_ras_refuses_window);
     qtest_add_func("/ivq/flow-control", test_flow_control);
     qtest_add_func("/ivq/bad-input", test_bad_input);
     qtest_add_func("/ivq/peer-killed", test_peer_killed);
