@@ -19,7 +19,9 @@
 #define HDR         ((uint32_t)sizeof(IvqMsgHeader))
 #define RING_OFF    4096
 #define RING_SIZE   8192
-#define REGION      (IVQ_CTL_SIZE + RING_OFF + RING_SIZE)
+#define POOL_PAGE   ((IVQ_CTL_SIZE + RING_OFF + RING_SIZE) / IVQ_PAGE)
+#define POOL_PAGES  2
+#define REGION      ((POOL_PAGE + POOL_PAGES) * IVQ_PAGE)
 
 /* A fresh region (shared, so that a child process sees it). */
 static void *region_new(IvqRing *r)
@@ -28,7 +30,7 @@ static void *region_new(IvqRing *r)
                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
     g_assert_true(p != MAP_FAILED);
-    ivq_ring_init_ctl(p, RING_OFF, RING_SIZE);
+    ivq_ring_init_ctl(p, RING_OFF, RING_SIZE, POOL_PAGE, POOL_PAGES);
     g_assert_true(ivq_ring_attach(r, p, REGION));
     return p;
 }
@@ -40,6 +42,16 @@ static uint32_t push(IvqRing *r, uint32_t len, uint64_t seq)
 
     memset(payload, (uint8_t)seq, len);
     return ivq_ring_push(r, &h, payload);
+}
+
+/* ivq_ring_pop() for copied messages: their bytes. */
+static uint32_t pop(IvqRing *r, uint32_t n, uint64_t *bytes)
+{
+    uint64_t fm, fb;
+    uint32_t from, to, st = ivq_ring_pop(r, n, bytes, &fm, &fb, &from, &to);
+
+    g_assert_cmpuint(fm, ==, 0);
+    return st;
 }
 
 /* The message at the head (after pads), checked against @seq. */
@@ -96,7 +108,7 @@ static void test_fifo(void)
             uint32_t len = GPOINTER_TO_UINT(g_queue_pop_head(model));
 
             check_head(&r, len, head_seq);
-            g_assert_cmpuint(ivq_ring_pop(&r, 1, &bytes), ==, IVQ_ST_OK);
+            g_assert_cmpuint(pop(&r, 1, &bytes), ==, IVQ_ST_OK);
             g_assert_cmpuint(bytes, ==, len);
             head_seq++;
         }
@@ -116,22 +128,22 @@ static void test_bad_pop(void)
     void *p = region_new(&r);
     uint64_t bytes = 0;
     IvqMsgHeader *h;
-    uint32_t head;
+    uint32_t head, from, to;
 
-    g_assert_cmpuint(ivq_ring_pop(&r, 1, &bytes), ==, IVQ_ST_BAD_VALUE);
+    g_assert_cmpuint(pop(&r, 1, &bytes), ==, IVQ_ST_BAD_VALUE);
     g_assert_cmpuint(push(&r, 10, 1), ==, IVQ_ST_OK);
     g_assert_cmpuint(push(&r, 20, 2), ==, IVQ_ST_OK);
-    g_assert_cmpuint(ivq_ring_pop(&r, 0, &bytes), ==, IVQ_ST_BAD_VALUE);
-    g_assert_cmpuint(ivq_ring_pop(&r, 3, &bytes), ==, IVQ_ST_BAD_VALUE);
+    g_assert_cmpuint(pop(&r, 0, &bytes), ==, IVQ_ST_BAD_VALUE);
+    g_assert_cmpuint(pop(&r, 3, &bytes), ==, IVQ_ST_BAD_VALUE);
     /* The guest scribbles on the second header: it runs past the tail. */
     h = (IvqMsgHeader *)(r.base + 64);
     h->len = 5000;
     head = r.ctl->head;
-    g_assert_cmpuint(ivq_ring_pop(&r, 2, &bytes), ==, IVQ_ST_BAD_VALUE);
+    g_assert_cmpuint(pop(&r, 2, &bytes), ==, IVQ_ST_BAD_VALUE);
     g_assert_cmpuint(r.ctl->head, ==, head);
     g_assert_cmpuint(r.ctl->count, ==, 2);
     h->len = 20;
-    g_assert_cmpuint(ivq_ring_pop(&r, 2, &bytes), ==, IVQ_ST_OK);
+    g_assert_cmpuint(pop(&r, 2, &bytes), ==, IVQ_ST_OK);
     g_assert_cmpuint(bytes, ==, 30);
     g_assert_cmpuint(r.ctl->head, ==, r.ctl->tail);
 
@@ -141,8 +153,8 @@ static void test_bad_pop(void)
     r.ctl->tail = r.ctl->head + 8;
     r.ctl->count = 1;
     g_assert_cmpuint(push(&r, 8, 3), ==, IVQ_ST_PEER_DOWN);
-    g_assert_cmpuint(ivq_ring_pop(&r, 1, &bytes), ==, IVQ_ST_BAD_VALUE);
-    ivq_ring_flush(&r);
+    g_assert_cmpuint(pop(&r, 1, &bytes), ==, IVQ_ST_BAD_VALUE);
+    ivq_ring_flush(&r, &from, &to);
     g_assert_cmpuint(r.ctl->count, ==, 0);
     munmap(p, REGION);
 }
@@ -162,6 +174,13 @@ static void test_attach(void)
     ctl->ring_off = 4;
     g_assert_false(ivq_ring_attach(&r, p, REGION * 2));
     ctl->ring_off = RING_OFF;
+    /* A pool past the region's end, or over the queue. */
+    ctl->pool_pages = POOL_PAGES + 1;
+    g_assert_false(ivq_ring_attach(&r, p, REGION));
+    ctl->pool_pages = POOL_PAGES;
+    ctl->pool_page = POOL_PAGE - 1;
+    g_assert_false(ivq_ring_attach(&r, p, REGION));
+    ctl->pool_page = POOL_PAGE;
     ctl->magic = 0;
     g_assert_false(ivq_ring_attach(&r, p, REGION));
     ctl->magic = IVQ_REGION_MAGIC;
@@ -201,9 +220,104 @@ static void test_dead_holder(void)
     g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
     g_assert_cmpuint(push(&r, 16, 2), ==, IVQ_ST_OK);
     g_assert_cmpuint(push(&r, 16, 3), ==, IVQ_ST_OK);
-    g_assert_cmpuint(ivq_ring_pop(&r, 3, &bytes), ==, IVQ_ST_OK);
+    g_assert_cmpuint(pop(&r, 3, &bytes), ==, IVQ_ST_OK);
     g_assert_cmpuint(bytes, ==, 48);
     munmap(p, REGION);
+}
+
+/*
+ * A flipped record: pads put its payload on a page of the ring (two in a
+ * row when it also wraps), the descriptors say where and whose pages, no
+ * payload is written; no room, or no free descriptor, is QUEUE_FULL and
+ * writes nothing; lent runs go back to their lender in order.
+ */
+static void test_push_flip(void)
+{
+    enum { SIZE = 16384, POOL = (IVQ_CTL_SIZE + RING_OFF + SIZE) / 4096 };
+    size_t len = POOL * 4096 + POOL_PAGES * 4096;
+    IvqRing r;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    IvqMsgHeader h = { .src = 1, .dst = 2, .len = 4096, .seq = 7,
+                       .flags = IVQ_HDR_F_FLIP };
+    IvqFlipDesc run = { .pos = 0, .lender = 1, .page = 9, .npages = 1 };
+    IvqFlipRun back = { .page = 9, .npages = 1 }, got[4];
+    uint64_t bytes, fm, fb;
+    uint32_t from, to, i;
+    IvqMsgHeader g;
+
+    g_assert_true(p != MAP_FAILED);
+    ivq_ring_init_ctl(p, RING_OFF, SIZE, POOL, POOL_PAGES);
+    g_assert_true(ivq_ring_attach(&r, p, len));
+
+    /* 64 bytes queued: a pad from 64 to 4064, the header, the page. */
+    g_assert_cmpuint(push(&r, 32, 1), ==, IVQ_ST_OK);
+    g_assert_cmpuint(ivq_ring_push_flip(&r, &h, &run, 1), ==, IVQ_ST_OK);
+    memcpy(&g, r.base + 64, HDR);
+    g_assert_true(g.flags & IVQ_HDR_F_PAD);
+    g_assert_cmpuint(64 + HDR + g.len, ==, 4096 - HDR);
+    memcpy(&g, r.base + 4096 - HDR, HDR);
+    g_assert_cmpuint(g.seq, ==, 7);
+    g_assert_cmpuint(r.ctl->tail, ==, 8192);
+    g_assert_cmpuint(r.ctl->ftail, ==, 1);
+    g_assert_cmpuint(r.ctl->flip[0].rec, ==, 4096 - HDR);
+    g_assert_cmpuint(r.ctl->flip[0].pos, ==, 4096);
+    g_assert_cmpuint(r.ctl->flip[0].page, ==, 9);
+    g_assert_cmpuint(r.ctl->count, ==, 2);
+    /* Not whole pages: refused. */
+    h.len = 100;
+    g_assert_cmpuint(ivq_ring_push_flip(&r, &h, &run, 1), ==,
+                     IVQ_ST_TOO_BIG);
+    h.len = 4096;
+    g_assert_cmpuint(ivq_ring_pop(&r, 2, &bytes, &fm, &fb, &from, &to), ==,
+                     IVQ_ST_OK);
+    g_assert_cmpuint(fm, ==, 1);
+    g_assert_cmpuint(fb, ==, 4096);
+    g_assert_cmpuint(bytes, ==, 4096 + 32);
+    g_assert_cmpuint(from, ==, 0);
+    g_assert_cmpuint(to, ==, 8192);
+
+    /*
+     * At offset 14336 the page does not fit before the end: a pad to the
+     * end, a pad to 4064, the header, the page.
+     */
+    r.ctl->tail = r.ctl->head = SIZE + 14336;
+    g_assert_cmpuint(ivq_ring_push_flip(&r, &h, &run, 1), ==, IVQ_ST_OK);
+    memcpy(&g, r.base + 14336, HDR);
+    g_assert_true(g.flags & IVQ_HDR_F_PAD);
+    g_assert_cmpuint(g.len, ==, 2048 - HDR);
+    memcpy(&g, r.base, HDR);
+    g_assert_true(g.flags & IVQ_HDR_F_PAD);
+    g_assert_cmpuint(g.len, ==, 4096 - 2 * HDR);
+    memcpy(&g, r.base + 4096 - HDR, HDR);
+    g_assert_cmpuint(g.seq, ==, 7);
+    g_assert_cmpuint(r.ctl->flip[1].pos, ==, 4096);
+    g_assert_cmpuint(r.ctl->flip[1].rec, ==, 2 * SIZE + 4096 - HDR);
+    g_assert_cmpuint(r.ctl->tail, ==, 2 * SIZE + 8192);
+
+    /* No room: 4 KiB free is not a page and its header. */
+    r.ctl->head = r.ctl->tail - (SIZE - 4096);
+    to = r.ctl->tail;
+    g_assert_cmpuint(ivq_ring_push_flip(&r, &h, &run, 1), ==,
+                     IVQ_ST_QUEUE_FULL);
+    g_assert_cmpuint(r.ctl->tail, ==, to);
+    /* Descriptors full: likewise. */
+    r.ctl->head = r.ctl->tail;
+    r.ctl->ftail = r.ctl->fhead + IVQ_FLIP_DESCS;
+    g_assert_cmpuint(ivq_ring_push_flip(&r, &h, &run, 1), ==,
+                     IVQ_ST_QUEUE_FULL);
+    g_assert_cmpuint(r.ctl->tail, ==, to);
+
+    /* Runs given back, taken back in order; a full list refuses. */
+    for (i = 0; i < IVQ_FLIP_RUNS; i++) {
+        back.page = 9 + i;
+        g_assert_true(ivq_ring_return(&r, &back));
+    }
+    g_assert_false(ivq_ring_return(&r, &back));
+    g_assert_cmpuint(ivq_ring_take_returns(&r, got, 4), ==, 4);
+    g_assert_cmpuint(got[0].page, ==, 9);
+    g_assert_cmpuint(got[3].page, ==, 12);
+    munmap(p, len);
 }
 
 int main(int argc, char **argv)
@@ -218,5 +332,6 @@ int main(int argc, char **argv)
     g_test_add_func("/ivq-ring/bad-pop", test_bad_pop);
     g_test_add_func("/ivq-ring/attach", test_attach);
     g_test_add_func("/ivq-ring/dead-holder", test_dead_holder);
+    g_test_add_func("/ivq-ring/push-flip", test_push_flip);
     return g_test_run();
 }
