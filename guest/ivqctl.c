@@ -18,7 +18,9 @@
  * by octave; every 1000th message is MAXSIZE, the next MINSIZE), filled
  * with words drawn from SEED and i.  One message per send (SEND_COUNT 1),
  * rung alternately by DB_EXIT and DB_NOEXIT (for the latter, the send is
- * complete when SENDS advances).  A full queue (QUEUE_FULL) is retried
+ * complete when SENDS advances); the record at offset OFF of the send area
+ * (default 0; 4064 puts the payload on a page, so that a message of whole
+ * pages can go by page flip).  A full queue (QUEUE_FULL) is retried
  * after a millisecond; any other refusal ends the run.
  *
  * recv: expects exactly what "send" with the same COUNT, sizes and SEED
@@ -34,7 +36,7 @@
  *     IVQCTL send dest=D sent=N failed=F queue_full=Q exit=E noexit=X
  *            bytes=B secs=T
  *     IVQCTL recv src=S ok=N bad=M src_bad=K missing=L bytes=B left=Q
- *            secs=T
+ *            secs=T flip=P
  *
  * (one line each; "bad" counts messages with a wrong size, tag, sequence
  * or content; "left": messages still queued at the end).  Exit status 2
@@ -107,6 +109,7 @@ static const char *const status_name[] = {
 #define REC_ALIGN           32
 #define HDR_F_PAD           1u
 #define HDR_F_COPY          2u
+#define HDR_F_FLIP          4u
 #define CONNECT_SECS        120
 #define IDLE_SECS           300
 #define FULL_SECS           300
@@ -455,17 +458,17 @@ typedef struct SendStats {
 } SendStats;
 
 /*
- * Sends the message in the send area (offset 0) to @dest, @len bytes, by
+ * Sends the message in the send area (at @off) to @dest, @len bytes, by
  * DB_NOEXIT if @noexit, else DB_EXIT; a full queue is retried after 1 ms
  * (for up to FULL_SECS).  Returns the final STATUS.
  */
-static uint32_t send_one(Ivq *q, uint32_t dest, uint32_t len, bool noexit,
-                         SendStats *st)
+static uint32_t send_one(Ivq *q, uint32_t dest, uint32_t off, uint32_t len,
+                         bool noexit, SendStats *st)
 {
     double t0 = 0;
     uint32_t status;
 
-    reg_write(q, REG_SEND_OFF, 0);
+    reg_write(q, REG_SEND_OFF, off);
     reg_write(q, REG_SEND_COUNT, 1);
     reg_write(q, REG_SEND_DEST, dest);
     reg_write(q, REG_SEND_LEN, len);
@@ -510,16 +513,17 @@ static uint32_t send_one(Ivq *q, uint32_t dest, uint32_t len, bool noexit,
 }
 
 static int do_send(Ivq *q, uint32_t dest, uint32_t count, uint32_t min,
-                   uint32_t max, uint64_t seed)
+                   uint32_t max, uint64_t seed, uint32_t off)
 {
-    MsgHeader *h = (MsgHeader *)q->win;
+    MsgHeader *h = (MsgHeader *)(q->win + off);
     SendStats st = { 0 };
     uint32_t i, sent = 0, status = ST_OK;
     double t0 = now();
 
-    if (max > q->send_size - HDR_SIZE) {
-        fprintf(stderr, "ivqctl: MAXSIZE %u is larger than the send area "
-                "takes (%u)\n", max, q->send_size - HDR_SIZE);
+    if (off % REC_ALIGN || off >= q->send_size - HDR_SIZE ||
+        max > q->send_size - HDR_SIZE - off) {
+        fprintf(stderr, "ivqctl: MAXSIZE %u at offset %u is larger than "
+                "the send area takes (%u)\n", max, off, q->send_size);
         return 2;
     }
     while (!(reg_read(q, REG_PEERS) & (1u << dest))) {
@@ -536,8 +540,8 @@ static int do_send(Ivq *q, uint32_t dest, uint32_t count, uint32_t min,
 
         /* Our header's src and seq are not used: the VMM writes its own. */
         *h = (MsgHeader) { .src = q->id, .dst = dest, .len = len, .tag = i };
-        fill(q->win + HDR_SIZE, len, msg_key(seed, i));
-        status = send_one(q, dest, len, i & 1, &st);
+        fill(q->win + off + HDR_SIZE, len, msg_key(seed, i));
+        status = send_one(q, dest, off, len, i & 1, &st);
         if (status != ST_OK) {
             fprintf(stderr, "ivqctl: message %u (%u bytes) to %u: %s\n", i,
                     len, dest, status < 6 ? status_name[status] : "?");
@@ -559,6 +563,7 @@ static int do_recv(Ivq *q, uint32_t src, uint32_t count, uint32_t min,
     const uint8_t *rx = q->win + q->rx_off;
     uint32_t mask = q->rx_size - 1, next = 0, bad_pop = 0;
     uint64_t ok = 0, bad = 0, src_bad = 0, bytes = 0, last_seq = 0;
+    uint64_t flipped = 0;
     double t0 = now(), idle = t0;
 
     while (next < count) {
@@ -596,7 +601,8 @@ static int do_recv(Ivq *q, uint32_t src, uint32_t count, uint32_t min,
                 continue;
             }
             good = h.tag == next && h.len == msg_size(seed, next, min, max) &&
-                   h.seq > last_seq && (h.flags & HDR_F_COPY) &&
+                   h.seq > last_seq &&
+                   (h.flags & (HDR_F_COPY | HDR_F_FLIP)) &&
                    check(rx + at + HDR_SIZE, h.len,
                          msg_key(seed, next));
             if (!good && bad < 10) {
@@ -606,6 +612,7 @@ static int do_recv(Ivq *q, uint32_t src, uint32_t count, uint32_t min,
                         (unsigned long long)h.seq, h.flags);
             }
             ok += good && h.src == src;
+            flipped += !!(h.flags & HDR_F_FLIP);
             bad += !good;
             src_bad += h.src != src;
             bytes += h.len;
@@ -624,24 +631,25 @@ static int do_recv(Ivq *q, uint32_t src, uint32_t count, uint32_t min,
         }
     }
     printf("IVQCTL recv src=%u ok=%llu bad=%llu src_bad=%llu missing=%u "
-           "bytes=%llu left=%u secs=%.2f\n", src, (unsigned long long)ok,
-           (unsigned long long)bad, (unsigned long long)src_bad,
-           count - next, (unsigned long long)bytes,
-           reg_read(q, REG_RX_COUNT), now() - t0);
+           "bytes=%llu left=%u secs=%.2f flip=%llu\n", src,
+           (unsigned long long)ok, (unsigned long long)bad,
+           (unsigned long long)src_bad, count - next,
+           (unsigned long long)bytes, reg_read(q, REG_RX_COUNT), now() - t0,
+           (unsigned long long)flipped);
     return ok == count && !bad_pop ? 0 : 1;
 }
 
 static int usage(void)
 {
     fprintf(stderr, "usage: ivqctl id\n"
-            "       ivqctl send DEST COUNT MINSIZE MAXSIZE SEED\n"
+            "       ivqctl send DEST COUNT MINSIZE MAXSIZE SEED [OFF]\n"
             "       ivqctl recv SRC COUNT MINSIZE MAXSIZE SEED\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    uint32_t peer = 0, count = 0, min = 0, max = 0;
+    uint32_t peer = 0, count = 0, min = 0, max = 0, off = 0;
     uint64_t seed = 0;
     Ivq q = { 0 };
     bool send;
@@ -649,6 +657,9 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc == 2 && !strcmp(argv[1], "id")) {
         return ivq_open(&q) ? do_id(&q) : 1;
+    }
+    if (argc == 8 && !strcmp(argv[1], "send") && parse_u32(argv[7], &off)) {
+        argc--;
     }
     if (argc != 7 || (strcmp(argv[1], "send") && strcmp(argv[1], "recv")) ||
         !parse_u32(argv[2], &peer) || !parse_u32(argv[3], &count) ||
@@ -666,6 +677,6 @@ int main(int argc, char **argv)
                 "MAX_MSG %u\n", max, q.max_msg);
         return 2;
     }
-    return send ? do_send(&q, peer, count, min, max, seed)
+    return send ? do_send(&q, peer, count, min, max, seed, off)
                 : do_recv(&q, peer, count, min, max, seed);
 }

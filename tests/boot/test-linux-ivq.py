@@ -8,12 +8,16 @@ sysfs resources (guest/init's qt.ivq=).
 Guest A (vm-a) sends 10^4 messages of 64 B to 2 MiB (log-uniform by
 octave, every 1000th of 2 MiB; contents drawn from a seed and the
 index, tag = index; by DB_EXIT and DB_NOEXIT in turn, QUEUE_FULL
-retried) to B; B checks every one: size, contents, tag order and the
-sender id the VMMs stamped.  Then B sends 100 (64 B to 64 KiB) back to A,
+retried) to B, its records at offset 4064 of the send area so that the
+payload sits on a page; with flip-threshold=4096 the messages of whole
+pages go by page flip, the rest by copy; B checks every one: size,
+contents, tag order and the sender id the VMMs stamped.  Then B sends 100 (64 B to 64 KiB) back to A,
 which checks them.  Must show: both verdicts perfect, and query-ivq on
 both sides agreeing with them and with the sizes this test computes
-(messages and payload bytes each way, queues empty, no refused
-operation but QUEUE_FULL, as many of those as the guest retried).
+(messages and payload bytes each way, by copy and by flip: every
+message of whole pages flipped or counted as a fallback, the rest
+copied; queues empty, no refused operation but QUEUE_FULL, as many of
+those as the guest retried).
 """
 import os
 import re
@@ -32,13 +36,15 @@ SEND_SIZE, QUEUE_SIZE = 4 << 20, 8 << 20
 AB = dict(count=int(os.environ.get("QT_IVQ_MESSAGES", 10000)), lo=64,
           hi=2 << 20, seed=20261206)
 BA = dict(count=100, lo=64, hi=64 << 10, seed=20261207)
+AB_OFF = 4096 - 32          # A's payloads on a page: they can flip
 TIMEOUT = 840
 M64 = (1 << 64) - 1
 SEND = re.compile(r"IVQCTL send dest=(\d+) sent=(\d+) failed=(\d+) "
                   r"queue_full=(\d+) exit=(\d+) noexit=(\d+) bytes=(\d+) "
                   r"secs=([\d.]+)")
 RECV = re.compile(r"IVQCTL recv src=(\d+) ok=(\d+) bad=(\d+) src_bad=(\d+) "
-                  r"missing=(\d+) bytes=(\d+) left=(\d+) secs=([\d.]+)")
+                  r"missing=(\d+) bytes=(\d+) left=(\d+) secs=([\d.]+) "
+                  r"flip=(\d+)")
 
 
 def mix(x):
@@ -67,9 +73,16 @@ def total_bytes(p):
                for i in range(p["count"]))
 
 
-def step(mode, peer, p):
-    return "%s:%d:%d:%d:%d:%d" % (mode, peer, p["count"], p["lo"], p["hi"],
-                                  p["seed"])
+def flippable(p):
+    """Messages of whole pages: those flip-threshold=4096 flips."""
+    return sum(msg_size(p["seed"], i, p["lo"], p["hi"]) % 4096 == 0
+               for i in range(p["count"]))
+
+
+def step(mode, peer, p, off=None):
+    s = "%s:%d:%d:%d:%d:%d" % (mode, peer, p["count"], p["lo"], p["hi"],
+                               p["seed"])
+    return s if off is None else s + ":%d" % off
 
 
 class VM:
@@ -88,7 +101,8 @@ class VM:
              "-append", "console=ttyS0 panic=-1 qt.ivq=" + ",".join(steps),
              "-chardev", "socket,id=brk,path=" + broker_sock,
              "-device", "ivq,id=ivq0,chardev=brk,name=%s,send-size=%d,"
-                        "queue-size=%d" % (name, SEND_SIZE, QUEUE_SIZE),
+                        "queue-size=%d,flip-threshold=4096"
+                        % (name, SEND_SIZE, QUEUE_SIZE),
              "-qmp", "unix:%s,server=on,wait=off" % sock],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=self.err)
@@ -129,26 +143,37 @@ class VM:
         return self.err.read()
 
 
-def check_side(vm, sent, got):
-    """query-ivq of @vm against (messages, bytes) @sent and @got."""
+def check_side(vm, sent, got, flips):
+    """query-ivq of @vm against (messages, bytes) @sent and @got, and
+    (flippable messages sent, messages received by flip) @flips."""
     info = vm.ivq()
     tx, rx, err = info["sent"], info["received"], info["errors"]
-    print("%s query-ivq: sent %d/%d B, received %d/%d B, depth %d, "
-          "errors %s" % (vm.name, tx["copy-messages"], tx["copy-bytes"],
-                         rx["copy-messages"], rx["copy-bytes"],
-                         info["queue-depth"], err))
+    print("%s query-ivq: sent %d/%d B by copy, %d/%d B by flip (%d fell "
+          "back to copy); received %d/%d B by copy, %d/%d B by flip; depth "
+          "%d, errors %s" % (vm.name, tx["copy-messages"], tx["copy-bytes"],
+                             tx["flip-messages"], tx["flip-bytes"],
+                             info["flip-fallbacks"], rx["copy-messages"],
+                             rx["copy-bytes"], rx["flip-messages"],
+                             rx["flip-bytes"], info["queue-depth"], err))
+
+    def both(t):
+        return (t["copy-messages"] + t["flip-messages"],
+                t["copy-bytes"] + t["flip-bytes"])
     check("%s: query-ivq counts %d messages, %d bytes sent" % ((vm.name,)
                                                               + sent),
-          (tx["copy-messages"], tx["copy-bytes"]) == sent,
-          tx)
+          both(tx) == sent, tx)
     check("%s: query-ivq counts %d messages, %d bytes received"
-          % ((vm.name,) + got),
-          (rx["copy-messages"], rx["copy-bytes"]) == got, rx)
-    check("%s: nothing by flip, its queue empty" % vm.name,
-          tx["flip-messages"] == rx["flip-messages"] == 0 and
+          % ((vm.name,) + got), both(rx) == got, rx)
+    check("%s: %d of its messages could flip: each flipped or fell back "
+          "to copy" % (vm.name, flips[0]),
+          tx["flip-messages"] + info["flip-fallbacks"] == flips[0], info)
+    check("%s: %d received by flip, as its guest saw" % (vm.name, flips[1]),
+          rx["flip-messages"] == flips[1], rx)
+    check("%s: its queue empty" % vm.name,
           info["queue-depth"] == 0 and info["queue-bytes"] == 0, info)
     check("%s: no refused operation but QUEUE_FULL" % vm.name,
           all(v == 0 for k, v in err.items() if k != "queue-full"), err)
+    return tx["flip-messages"]
 
 
 def main():
@@ -174,7 +199,7 @@ def main():
                 time.sleep(0.05)
             # The broker gives the lowest free id: A 0, then B 1.
             a = VM("vm-a", tmp, initrd, bsock,
-                   [step("send", 1, AB), step("recv", 1, BA)])
+                   [step("send", 1, AB, AB_OFF), step("recv", 1, BA)])
             vms.append(a)
             ida = a.wait_connected()
             b = VM("vm-b", tmp, initrd, bsock,
@@ -224,8 +249,15 @@ def main():
                   ra is not None and ra.group(1, 2, 3, 4, 5, 6, 7) ==
                   ("1", str(BA["count"]), "0", "0", "0", str(bytes_ba),
                    "0"), ra and ra.group(0))
-            check_side(a, (AB["count"], bytes_ab), (BA["count"], bytes_ba))
-            check_side(b, (BA["count"], bytes_ba), (AB["count"], bytes_ab))
+            rb_flips = int(rb.group(9)) if rb else -1
+            flipped = check_side(a, (AB["count"], bytes_ab),
+                                 (BA["count"], bytes_ba),
+                                 (flippable(AB), 0))
+            check_side(b, (BA["count"], bytes_ba), (AB["count"], bytes_ab),
+                       (0, rb_flips))
+            check("B's guest saw %d messages by flip (A's QEMU flipped %d, "
+                  "of %d that could)" % (rb_flips, flipped, flippable(AB)),
+                  rb_flips == flipped and flipped > 0, rb and rb.group(0))
             for vm, m in ((a, sa), (b, sb)):
                 full = vm.ivq()["errors"]["queue-full"]
                 check("%s: query-ivq's QUEUE_FULL count is the number of "
