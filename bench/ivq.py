@@ -367,6 +367,19 @@ def spread(xs, fmt="%.1f"):
         statistics.median(xs), min(xs), max(xs))
 
 
+def setup_lines(args, sizes, ghz, what):
+    """The machine, the date and how many runs of how many messages,
+    then @what: how this table was measured."""
+    return ["Machine: %s; TSC %.3f GHz" % (bench_run.describe_machine(),
+                                          ghz),
+            "Date: %s; %d repetitions; each run: %d rounds of n messages "
+            "(n: %s) after a warm-up round.  %s"
+            % (datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+               args.reps, args.rounds, ", ".join(
+                   "%d at %s" % (args.n or msgs_per_round(z), fmt_size(z))
+                   for z in sizes), what), ""]
+
+
 def flip_main(args, sizes, ghz, accels):
     """--flip: copy, flip and the automatic choice, one VM, DB_EXIT; and
     ivshmem (vanilla) for scale.  Paired by repetition."""
@@ -386,18 +399,13 @@ def flip_main(args, sizes, ghz, accels):
                         rep + 1, accel, fmt_size(size), " ".join(
                             "%s %.2f us" % (m, res[(accel, size, m)][-1])
                             for _, m in runs)), flush=True)
-    lines = ["Machine: %s; TSC %.3f GHz" % (bench_run.describe_machine(), ghz),
-             "Date: %s; %d repetitions; each run: %d rounds of n messages "
-             "(n: %s) after a warm-up round; one VM sending to itself, "
-             "DB_EXIT, the guest copying each payload into the send area "
-             "at offset %d (the payload on a page, so it can flip).  copy: "
-             "flip-threshold=never; flip: 4096; auto: measured at start-up. "
-             "µs per message: median over repetitions of each run's median "
-             "round [min, max]; ratios paired by repetition."
-             % (datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-                args.reps, args.rounds, ", ".join(
-                    "%d at %s" % (args.n or msgs_per_round(z), fmt_size(z))
-                    for z in sizes), FLIP_OFF + 32), ""]
+    lines = setup_lines(
+        args, sizes, ghz, "One VM sending to itself, DB_EXIT, the guest "
+        "copying each payload into the send area at offset %d (the payload "
+        "on a page, so it can flip).  copy: flip-threshold=never; flip: "
+        "4096; auto: measured at start-up.  µs per message: median over "
+        "repetitions of each run's median round [min, max]; ratios paired "
+        "by repetition." % (FLIP_OFF + 32))
     for accel in accels:
         lines += ["### %s, copy against page flip" % accel.upper(), "",
                   "| size | copy µs | flip µs | auto µs | ivshmem (vanilla) "
@@ -487,23 +495,18 @@ def main():
     def us(key):
         return [c[0] / ghz / 1000 for c in res[key]]
 
-    lines = ["Machine: %s; TSC %.3f GHz" % (bench_run.describe_machine(), ghz),
-             "Date: %s; %d repetitions, each running every (build, mode) "
-             "for each size back to back; each run: %d rounds of n "
-             "messages (n: %s) after a warm-up round.  %s, TCG, 1 vCPU, "
-             "pc.  µs per message: the median over "
-             "repetitions of each run's median round [min, max over "
-             "repetitions]; messages/s from the median.  ivq send area "
-             "+ queue: the smallest powers of two that take the size (%s); "
-             "ivshmem's shared memory: likewise (size + 64)."
-             % (datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-                args.reps, args.rounds, ", ".join(
-                    "%d at %s" % (args.n or msgs_per_round(z), fmt_size(z))
-                    for z in sizes), PAIR_SETUP if args.pair else
-                "One VM sending to itself", ", ".join(
-                    "%s: %s + %s" % (fmt_size(z), fmt_size(ivq_geometry(z)[0]),
-                                     fmt_size(ivq_geometry(z)[1]))
-                    for z in sizes)), ""]
+    lines = setup_lines(
+        args, sizes, ghz, "Each repetition runs every (build, mode) for "
+        "each size back to back.  %s, TCG, 1 vCPU, pc.  µs per message: "
+        "the median over repetitions of each run's median round [min, max "
+        "over repetitions]; messages/s from the median.  ivq send area + "
+        "queue: the smallest powers of two that take the size (%s); "
+        "ivshmem's shared memory: likewise (size + 64)."
+        % (PAIR_SETUP if args.pair else "One VM sending to itself",
+           ", ".join("%s: %s + %s" % (fmt_size(z),
+                                       fmt_size(ivq_geometry(z)[0]),
+                                       fmt_size(ivq_geometry(z)[1]))
+                     for z in sizes)))
     titles = {"copy": "the guest copies each payload from its own memory "
                       "into the window",
               "inplace": "the payload is built in the window (the guest "

@@ -128,6 +128,18 @@ static bool ivq_ring_sane(IvqRing *r, uint32_t head, uint32_t tail)
            !(tail % IVQ_REC_ALIGN);
 }
 
+/* A pad record of @bytes (header included) at ring offset @pos. */
+static void ivq_ring_put_pad(IvqRing *r, uint32_t pos, uint32_t dst,
+                             uint32_t bytes)
+{
+    IvqMsgHeader p = {
+        .src = IVQ_NO_PEER, .dst = dst, .len = bytes - IVQ_HDR_SIZE,
+        .flags = IVQ_HDR_F_PAD,
+    };
+
+    memcpy(r->base + pos, &p, sizeof(p));
+}
+
 /*
  * Appends one record: @hdr (its len says how much of @payload) and the
  * payload, after a pad record if the ring's end is too short.  Returns
@@ -160,12 +172,7 @@ uint32_t ivq_ring_push(IvqRing *r, const IvqMsgHeader *hdr,
         return IVQ_ST_QUEUE_FULL;
     }
     if (pad) {
-        IvqMsgHeader p = {
-            .src = IVQ_NO_PEER, .dst = hdr->dst,
-            .len = pad - IVQ_HDR_SIZE, .flags = IVQ_HDR_F_PAD,
-        };
-
-        memcpy(r->base + pos, &p, sizeof(p));
+        ivq_ring_put_pad(r, pos, hdr->dst, pad);
         tail += pad;
         pos = 0;
     }
@@ -223,21 +230,11 @@ uint32_t ivq_ring_push_flip(IvqRing *r, const IvqMsgHeader *hdr,
         return IVQ_ST_QUEUE_FULL;
     }
     if (wrap) {
-        IvqMsgHeader p = {
-            .src = IVQ_NO_PEER, .dst = hdr->dst,
-            .len = wrap - IVQ_HDR_SIZE, .flags = IVQ_HDR_F_PAD,
-        };
-
-        memcpy(r->base + (tail & (r->size - 1)), &p, sizeof(p));
+        ivq_ring_put_pad(r, tail & (r->size - 1), hdr->dst, wrap);
         tail += wrap;
     }
     if (at > pos) {
-        IvqMsgHeader p = {
-            .src = IVQ_NO_PEER, .dst = hdr->dst,
-            .len = at - pos - IVQ_HDR_SIZE, .flags = IVQ_HDR_F_PAD,
-        };
-
-        memcpy(r->base + pos, &p, sizeof(p));
+        ivq_ring_put_pad(r, pos, hdr->dst, at - pos);
         tail += at - pos;
     }
     for (i = 0; i < nruns; i++) {

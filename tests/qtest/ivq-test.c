@@ -463,6 +463,32 @@ static void check_msg(Msg *m, uint32_t src, uint32_t tag, uint32_t len,
     g_assert_cmpmem(m->data, len, want, len);
 }
 
+/* @n messages from @a to @b, tags from @tag, records at @off. */
+static void send_n(Vm *a, Vm *b, uint32_t off, uint32_t len, uint32_t tag,
+                   uint32_t n)
+{
+    uint32_t i;
+
+    for (i = 0; i < n; i++) {
+        g_assert_cmpuint(send_at(a, b->id, off, len, tag + i, true), ==, OK);
+    }
+}
+
+/* Exactly @n messages queued at @b, from @a, tags from @tag, flipped. */
+static void recv_flipped(Vm *b, Vm *a, uint32_t len, uint32_t tag,
+                         uint32_t n)
+{
+    GArray *got;
+    uint32_t i;
+
+    g_assert_cmpuint(recv_all(b, &got), ==, n);
+    for (i = 0; i < n; i++) {
+        check_msg(&g_array_index(got, Msg, i), a->id, tag + i, len,
+                  IVQ_HDR_F_FLIP);
+    }
+    msgs_free(got);
+}
+
 /* Whether @len bytes of @v's window at @off are all zero. */
 static bool window_zero(Vm *v, uint32_t off, uint32_t len)
 {
@@ -508,28 +534,15 @@ static void test_flip(void)
         /* What it writes now is not what it sent. */
         qtest_memset(a->qts, a->win.addr + off + HDR, 0x5a, len);
         g_assert_true(wait_reg(b, RX_COUNT, ~0u, 1));
-        g_assert_cmpuint(recv_all(b, &got), ==, 1);
-        check_msg(&g_array_index(got, Msg, 0), a->id, tag, len,
-                  IVQ_HDR_F_FLIP);
-        msgs_free(got);
+        recv_flipped(b, a, len, tag, 1);
     }
     /* Five queued at once, then popped together. */
-    for (i = 0; i < 5; i++) {
-        g_assert_cmpuint(send_at(a, b->id, off, len, tag + i, true), ==, OK);
-    }
-    g_assert_cmpuint(recv_all(b, &got), ==, 5);
-    for (i = 0; i < 5; i++) {
-        check_msg(&g_array_index(got, Msg, i), a->id, tag + i, len,
-                  IVQ_HDR_F_FLIP);
-    }
-    msgs_free(got);
+    send_n(a, b, off, len, tag, 5);
+    recv_flipped(b, a, len, tag, 5);
     tag += 5;
     /* To itself. */
-    g_assert_cmpuint(send_at(a, a->id, off, len, tag, true), ==, OK);
-    g_assert_cmpuint(recv_all(a, &got), ==, 1);
-    check_msg(&g_array_index(got, Msg, 0), a->id, tag++, len,
-              IVQ_HDR_F_FLIP);
-    msgs_free(got);
+    send_n(a, a, off, len, tag, 1);
+    recv_flipped(a, a, len, tag++, 1);
     /* Copied: not at a page, not whole pages, below the threshold. */
     g_assert_cmpuint(send_at(a, b->id, 0, len, tag, true), ==, OK);
     g_assert_cmpuint(send_at(a, b->id, off, len + 64, tag + 1, true), ==, OK);
@@ -554,33 +567,23 @@ static void test_flip(void)
      * A reset drops 7 queued flips (14 of the 16 pages A can lend): their
      * pages go back to A, so 7 more flip again.
      */
-    for (i = 0; i < 7; i++) {
-        g_assert_cmpuint(send_at(a, b->id, off, len, tag++, true), ==, OK);
-    }
+    send_n(a, b, off, len, tag, 7);
+    tag += 7;
     qtest_qmp_assert_success(b->qts, "{ 'execute': 'system_reset' }");
     qtest_qmp_eventwait(b->qts, "RESET");
     g_free(b->dev);
     vm_map(b);
     g_assert_cmpuint(rd(b, RX_COUNT), ==, 0);
-    for (i = 0; i < 7; i++) {
-        g_assert_cmpuint(send_at(a, b->id, off, len, tag + i, true), ==, OK);
-    }
-    g_assert_cmpuint(recv_all(b, &got), ==, 7);
-    for (i = 0; i < 7; i++) {
-        check_msg(&g_array_index(got, Msg, i), a->id, tag + i, len,
-                  IVQ_HDR_F_FLIP);
-    }
-    msgs_free(got);
+    send_n(a, b, off, len, tag, 7);
+    recv_flipped(b, a, len, tag, 7);
     tag += 7;
     g_assert_cmpint(info_int(a, NULL, "flip-fallbacks"), ==, 0);
 
     /* The sender dies with a flipped message queued: it stays readable. */
-    g_assert_cmpuint(send_at(a, b->id, off, len, tag, true), ==, OK);
+    send_n(a, b, off, len, tag, 1);
     vm_stop(a);
     qobject_unref(wait_peer_event(b, "IVQ_PEER_DOWN", a->id));
-    g_assert_cmpuint(recv_all(b, &got), ==, 1);
-    check_msg(&g_array_index(got, Msg, 0), a->id, tag, len, IVQ_HDR_F_FLIP);
-    msgs_free(got);
+    recv_flipped(b, a, len, tag, 1);
     env_stop(e);
 }
 
