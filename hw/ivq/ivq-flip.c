@@ -156,6 +156,11 @@ bool ivq_flip_init(IvqState *s, Error **errp)
 
 void ivq_flip_cleanup(IvqState *s)
 {
+    while (s->ngone) {
+        IvqFlipGone *g = &s->gone[--s->ngone];
+
+        munmap(g->map, g->map_size);
+    }
     g_free(s->send_backing);
     s->send_backing = NULL;
     g_free(s->used);
@@ -174,29 +179,89 @@ static bool ivq_flip_lendable(const IvqRing *r, uint32_t page, uint32_t n)
                   end <= (uint64_t)r->pool_page + r->pool_pages));
 }
 
+/* Lent run @i is free again: zeroed, no longer in the lent list. */
+static void ivq_flip_unlend(IvqState *s, uint32_t i)
+{
+    IvqFlipLent *l = &s->lent[i];
+
+    fallocate(s->region_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+              (off_t)l->page * IVQ_PAGE, (off_t)l->npages * IVQ_PAGE);
+    bitmap_clear(s->used, l->page, l->npages);
+    *l = s->lent[--s->lent_runs];
+}
+
+/* Everything lent to peer @id in its coming @gen is ours again. */
+static void ivq_flip_reclaim(IvqState *s, uint32_t id, uint32_t gen)
+{
+    uint32_t i = 0;
+
+    while (i < s->lent_runs) {
+        if (s->lent[i].borrower == id && s->lent[i].gen == gen) {
+            ivq_flip_unlend(s, i);      /* moves the last one to i */
+        } else {
+            i++;
+        }
+    }
+}
+
+/* Borrowers that went: those whose process is gone give back all. */
+static void ivq_flip_check_gone(IvqState *s)
+{
+    uint32_t i = 0;
+
+    while (i < s->ngone) {
+        IvqFlipGone *g = &s->gone[i];
+
+        if (ivq_ring_owner_dead(&g->ring)) {
+            trace_ivq_flip_reclaim(s->name, g->id);
+            ivq_flip_reclaim(s, g->id, g->gen);
+            munmap(g->map, g->map_size);
+            *g = s->gone[--s->ngone];
+        } else {
+            i++;
+        }
+    }
+}
+
 /*
  * Takes back the runs receivers popped: zeroed (the receiver's guest
- * could write to them), free to lend again.
+ * could write to them), free to lend again.  Only runs we lent, whole.
+ * And what borrowers whose process died held.
  */
 static void ivq_flip_take_back(IvqState *s)
 {
     IvqFlipRun runs[IVQ_FLIP_RUNS];
-    uint32_t n = ivq_ring_take_returns(&s->ring, runs, IVQ_FLIP_RUNS), i;
+    uint32_t n = ivq_ring_take_returns(&s->ring, runs, IVQ_FLIP_RUNS), i, j;
 
+    ivq_flip_check_gone(s);
     for (i = 0; i < n; i++) {
-        if (!ivq_flip_lendable(&s->ring, runs[i].page, runs[i].npages) ||
-            s->lent_runs == 0) {
+        for (j = 0; j < s->lent_runs; j++) {
+            if (s->lent[j].page == runs[i].page &&
+                s->lent[j].npages == runs[i].npages) {
+                break;
+            }
+        }
+        if (j == s->lent_runs) {
             error_report("ivq '%s': a peer gave back pages %" PRIu32
                          "+%" PRIu32 " that were not lent", s->name,
                          runs[i].page, runs[i].npages);
             continue;
         }
-        fallocate(s->region_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  (off_t)runs[i].page * IVQ_PAGE,
-                  (off_t)runs[i].npages * IVQ_PAGE);
-        bitmap_clear(s->used, runs[i].page, runs[i].npages);
-        s->lent_runs--;
+        ivq_flip_unlend(s, j);
     }
+}
+
+/* Pages lent and not given back yet (query-ivq): settled first. */
+uint64_t ivq_flip_lent_pages(IvqState *s)
+{
+    uint64_t n = 0;
+    uint32_t i;
+
+    ivq_flip_take_back(s);
+    for (i = 0; i < s->lent_runs; i++) {
+        n += s->lent[i].npages;
+    }
+    return n;
 }
 
 /*
@@ -275,7 +340,12 @@ uint32_t ivq_flip_send(IvqState *s, uint32_t dst, IvqRing *ring,
     for (i = 0; i < n; i++) {
         s->send_backing[first + i] = fresh + i;
     }
-    s->lent_runs += nr;
+    for (i = 0; i < nr; i++) {
+        s->lent[s->lent_runs++] = (IvqFlipLent) {
+            .page = runs[i].page, .npages = runs[i].npages, .borrower = dst,
+            .gen = dst == s->id ? 0 : s->peers[dst].gen,
+        };
+    }
     *flipped = true;
     trace_ivq_flip_send(s->name, dst, n, nr);
     return IVQ_ST_OK;
@@ -356,6 +426,32 @@ void ivq_flip_apply(IvqState *s)
 }
 
 /*
+ * Held descriptor @d's slots show our own queue pages again; its pages go
+ * back to their lender.
+ */
+static void ivq_flip_put_back(IvqState *s, const IvqFlipDesc *d)
+{
+    IvqFlipRun run = { .page = d->page, .npages = d->npages };
+    uint32_t ring_page = (IVQ_CTL_SIZE + s->send_size + d->pos) / IVQ_PAGE;
+
+    if (!d->page) {
+        return;
+    }
+    if (!ivq_flip_map_at(s->window + s->send_size + d->pos, s->region_fd,
+                         ring_page, d->npages)) {
+        error_report("ivq '%s': cannot put its queue pages back: %s",
+                     s->name, strerror(errno));
+    }
+    if (d->lender == s->id) {
+        ivq_ring_return(&s->ring, &run);
+    } else if (d->lender < IVQ_MAX_PEERS &&
+               s->peers[d->lender].state == IVQ_PEER_UP) {
+        ivq_ring_return(&s->peers[d->lender].ring, &run);
+    }
+    trace_ivq_flip_release(s->name, d->lender, d->npages);
+}
+
+/*
  * The guest popped (or a reset dropped) the records in [@from, @to): our
  * own queue pages go back over their slots, the lent ones to their
  * lender.
@@ -365,35 +461,41 @@ void ivq_flip_release(IvqState *s, uint32_t from, uint32_t to)
     assert(bql_locked());
     while (s->held_head != s->held_tail) {
         IvqFlipDesc *d = &s->held[s->held_head % s->held_cap];
-        IvqFlipRun run = { .page = d->page, .npages = d->npages };
-        uint32_t ring_page = (IVQ_CTL_SIZE + s->send_size + d->pos) /
-                             IVQ_PAGE;
 
         if (d->rec - from >= to - from) {
             break;
         }
         s->held_head++;
-        if (!d->page) {
-            continue;
-        }
-        if (!ivq_flip_map_at(s->window + s->send_size + d->pos,
-                             s->region_fd, ring_page, d->npages)) {
-            error_report("ivq '%s': cannot put its queue pages back: %s",
-                         s->name, strerror(errno));
-        }
-        if (d->lender == s->id) {
-            ivq_ring_return(&s->ring, &run);
-        } else if (d->lender < IVQ_MAX_PEERS &&
-                   s->peers[d->lender].state == IVQ_PEER_UP) {
-            ivq_ring_return(&s->peers[d->lender].ring, &run);
-        }
-        trace_ivq_flip_release(s->name, d->lender, d->npages);
+        ivq_flip_put_back(s, d);
     }
 }
 
-/* Lender @id went away: its pages stay mapped until popped, not given back. */
-void ivq_flip_orphan(IvqState *s, uint32_t id)
+/*
+ * Unrealize: every page we were lent goes back now, while we are still
+ * connected (the queue's records stay, over our own pages).
+ */
+void ivq_flip_release_all(IvqState *s)
 {
+    assert(bql_locked());
+    ivq_flip_apply(s);
+    while (s->held_head != s->held_tail) {
+        ivq_flip_put_back(s, &s->held[s->held_head++ % s->held_cap]);
+    }
+}
+
+/*
+ * Peer @id went away.  As a lender: its pages stay mapped here until
+ * popped, given back to no one.  As a borrower: what we lent it is ours
+ * again once its process is gone (its alive lock owner-dead), which may
+ * be after its connection closed (a QEMU that quits closes its sockets
+ * first), and never while it is only disconnected (a broker restart: it
+ * may still show them to its guest).  True if its region stays mapped,
+ * in s->gone, until then.
+ */
+bool ivq_flip_peer_gone(IvqState *s, uint32_t id)
+{
+    IvqPeer *p = &s->peers[id];
+    bool lent = false;
     uint32_t i;
 
     for (i = s->held_head; i != s->held_tail; i++) {
@@ -403,4 +505,22 @@ void ivq_flip_orphan(IvqState *s, uint32_t id)
             d->lender = IVQ_NO_PEER;
         }
     }
+    for (i = 0; i < s->lent_runs; i++) {
+        lent |= s->lent[i].borrower == id && s->lent[i].gen == p->gen;
+    }
+    if (!lent) {
+        return false;
+    }
+    if (ivq_ring_owner_dead(&p->ring)) {
+        ivq_flip_reclaim(s, id, p->gen);
+        return false;
+    }
+    if (s->ngone == ARRAY_SIZE(s->gone)) {
+        return false;               /* lent for good */
+    }
+    s->gone[s->ngone++] = (IvqFlipGone) {
+        .id = id, .gen = p->gen, .map = p->map, .map_size = p->map_size,
+        .ring = p->ring,
+    };
+    return true;
 }

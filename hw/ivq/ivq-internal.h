@@ -99,6 +99,18 @@ typedef struct IvqFlipRun {
     uint32_t npages;
 } IvqFlipRun;
 
+/*
+ * A run this device lent, and to whom (its own record, not shared): the
+ * peer id and which coming of that peer (IvqPeer.gen; 0: ourselves).
+ */
+typedef struct IvqFlipLent {
+    uint32_t page;
+    uint32_t npages;
+    uint32_t borrower;
+    uint32_t gen;
+} IvqFlipLent;
+
+
 /* Page 0 of a region.  Written by every QEMU that sends to it. */
 typedef struct IvqRegionCtl {
     uint32_t magic;             /* IVQ_REGION_MAGIC; set by the owner */
@@ -108,6 +120,13 @@ typedef struct IvqRegionCtl {
     uint32_t pool_page;         /* the flip pool's first page in the region */
     uint32_t pool_pages;
     pthread_mutex_t lock;       /* process-shared, robust */
+    /*
+     * Held by the owner's main thread from realize to unrealize, never
+     * waited for: a peer that finds it owner-dead knows the owner's
+     * process is gone (ivq_ring_owner_dead()), so the pages it was lent
+     * are no longer mapped anywhere.
+     */
+    pthread_mutex_t alive;
     /* Under lock: */
     uint32_t head;              /* consumer: the owner's QEMU */
     uint32_t tail;              /* producers: every sender's QEMU */
@@ -134,6 +153,17 @@ typedef struct IvqRing {
     uint32_t pool_page, pool_pages;
 } IvqRing;
 
+/*
+ * A borrower that went (PEER_DOWN) still holding our pages, its region
+ * kept mapped until its alive lock says its process is gone.
+ */
+typedef struct IvqFlipGone {
+    uint32_t id, gen;
+    void *map;
+    size_t map_size;
+    IvqRing ring;
+} IvqFlipGone;
+
 typedef enum IvqPeerState {
     IVQ_PEER_NONE,              /* never seen: UNKNOWN_PEER */
     IVQ_PEER_UP,
@@ -148,6 +178,7 @@ typedef struct IvqPeer {
     IvqRing ring;
     int doorbell_fd;            /* the peer's eventfd, -1 if none */
     int region_fd;              /* its memfd: we map flipped pages from it */
+    uint32_t gen;               /* which coming of this id (IvqFlipLent) */
     bool kick;                  /* rung when the current send ends */
 } IvqPeer;
 
@@ -218,7 +249,11 @@ struct IvqState {
     bool flip_auto;
     uint32_t *send_backing;
     unsigned long *used;
+    IvqFlipLent lent[IVQ_FLIP_RUNS];
     uint32_t lent_runs;
+    uint32_t peer_gen;
+    IvqFlipGone gone[IVQ_MAX_PEERS];
+    uint32_t ngone;
     IvqFlipDesc *held;
     uint32_t held_head, held_tail, held_cap;
     uint64_t flip_fallbacks;
@@ -248,6 +283,9 @@ uint32_t ivq_ring_pop(IvqRing *r, uint32_t n, uint64_t *bytes,
 bool ivq_ring_return(IvqRing *r, const IvqFlipRun *run);
 uint32_t ivq_ring_take_returns(IvqRing *r, IvqFlipRun *out, uint32_t max);
 void ivq_ring_flush(IvqRing *r, uint32_t *from, uint32_t *to);
+bool ivq_ring_hold_alive(IvqRing *r);
+void ivq_ring_drop_alive(IvqRing *r);
+bool ivq_ring_owner_dead(IvqRing *r);
 void ivq_ring_indices(IvqRing *r, uint32_t *head, uint32_t *tail,
                       uint32_t *count);
 uint32_t ivq_ring_max_payload(const IvqRing *r);
@@ -265,7 +303,9 @@ uint32_t ivq_flip_send(IvqState *s, uint32_t dst, IvqRing *ring,
                        IvqMsgHeader *h, uint32_t off, bool *flipped);
 void ivq_flip_apply(IvqState *s);
 void ivq_flip_release(IvqState *s, uint32_t from, uint32_t to);
-void ivq_flip_orphan(IvqState *s, uint32_t lender);
+void ivq_flip_release_all(IvqState *s);
+bool ivq_flip_peer_gone(IvqState *s, uint32_t id);
+uint64_t ivq_flip_lent_pages(IvqState *s);
 
 /* ivq.c */
 void ivq_raise(IvqState *s, uint32_t bits);

@@ -66,7 +66,9 @@ void ivq_peer_drop(IvqState *s, uint32_t id, bool event)
     if (p->state != IVQ_PEER_UP) {
         return;
     }
-    munmap(p->map, p->map_size);
+    if (!ivq_flip_peer_gone(s, id)) {
+        munmap(p->map, p->map_size);
+    }
     p->map = NULL;
     memset(&p->ring, 0, sizeof(p->ring));
     if (p->doorbell_fd >= 0) {
@@ -77,8 +79,6 @@ void ivq_peer_drop(IvqState *s, uint32_t id, bool event)
         close(p->region_fd);
         p->region_fd = -1;
     }
-    /* Its pages that we map stay until popped; no one to give them to. */
-    ivq_flip_orphan(s, id);
     p->state = IVQ_PEER_GONE;
     trace_ivq_peer_down(s->name, id, p->name);
     if (event) {
@@ -138,6 +138,7 @@ static void ivq_peer_up(IvqState *s, const IvqProtoMsg *m, int *fds,
     memcpy(p->name, m->name, sizeof(p->name));
     p->name[sizeof(p->name) - 1] = 0;
     p->state = IVQ_PEER_UP;
+    p->gen = ++s->peer_gen;
     trace_ivq_peer_up(s->name, m->id, p->name, m->uid, m->pid);
     dev = ivq_qmp_device(s);
     qapi_event_send_ivq_peer_up(dev, s->name, m->id, p->name);

@@ -46,6 +46,7 @@ static IvqInfo *ivq_info(IvqState *s)
     info->flip_threshold = s->flip_min;
     info->flip_auto = s->flip_auto;
     info->flip_fallbacks = s->flip_fallbacks;
+    info->flip_lent_pages = ivq_flip_lent_pages(s);
     info->sent = ivq_traffic(s->tx_msgs, s->tx_bytes);
     info->received = ivq_traffic(s->rx_msgs, s->rx_bytes);
     info->errors = g_new0(IvqErrors, 1);

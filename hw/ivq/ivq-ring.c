@@ -43,6 +43,7 @@ void ivq_ring_init_ctl(IvqRegionCtl *ctl, uint32_t ring_off,
     pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
     pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
     pthread_mutex_init(&ctl->lock, &a);
+    pthread_mutex_init(&ctl->alive, &a);
     pthread_mutexattr_destroy(&a);
     ctl->ring_off = ring_off;
     ctl->ring_size = ring_size;
@@ -365,6 +366,39 @@ void ivq_ring_flush(IvqRing *r, uint32_t *from, uint32_t *to)
     qatomic_set(&r->ctl->head, r->ctl->tail);
     r->ctl->count = 0;
     ivq_ring_unlock(r);
+}
+
+/*
+ * The owner marks its region alive for as long as its process runs (the
+ * lock is dropped by unrealize, or by the kernel when the process dies).
+ */
+bool ivq_ring_hold_alive(IvqRing *r)
+{
+    return pthread_mutex_trylock(&r->ctl->alive) == 0;
+}
+
+void ivq_ring_drop_alive(IvqRing *r)
+{
+    pthread_mutex_unlock(&r->ctl->alive);
+}
+
+/*
+ * Whether the region's owner process died (its alive lock owner-dead);
+ * false while it runs, and when it unrealized the device cleanly (it gave
+ * back what it was lent first).  Never waits.
+ */
+bool ivq_ring_owner_dead(IvqRing *r)
+{
+    int ret = pthread_mutex_trylock(&r->ctl->alive);
+
+    /*
+     * Unlocked without pthread_mutex_consistent(), an owner-dead lock
+     * stays ENOTRECOVERABLE: every other peer that asks learns it too.
+     */
+    if (ret == 0 || ret == EOWNERDEAD) {
+        pthread_mutex_unlock(&r->ctl->alive);
+    }
+    return ret == EOWNERDEAD || ret == ENOTRECOVERABLE;
 }
 
 /* A snapshot of the indices, for the registers. */

@@ -428,7 +428,8 @@ static bool ivq_region_create(IvqState *s, Error **errp)
     }
     ivq_ring_init_ctl((IvqRegionCtl *)s->region, s->send_size,
                       s->queue_size, pool_page, s->send_size / IVQ_PAGE);
-    if (!ivq_ring_attach(&s->ring, s->region, s->region_size)) {
+    if (!ivq_ring_attach(&s->ring, s->region, s->region_size) ||
+        !ivq_ring_hold_alive(&s->ring)) {
         error_setg(errp, "ivq '%s': bad queue geometry", s->name);
         return false;
     }
@@ -437,6 +438,10 @@ static bool ivq_region_create(IvqState *s, Error **errp)
 
 static void ivq_region_free(IvqState *s)
 {
+    if (s->ring.ctl) {
+        ivq_ring_drop_alive(&s->ring);
+        s->ring.ctl = NULL;
+    }
     if (s->region) {
         munmap(s->region, s->region_size);
         s->region = NULL;
@@ -556,7 +561,14 @@ static void ivq_exit(PCIDevice *d)
 {
     IvqState *s = IVQ(d);
 
+    /* What peers lent us goes back while they are still ours to reach. */
+    ivq_flip_release_all(s);
     ivq_link_cleanup(s);
+    /*
+     * The broker learns we are gone when our socket closes: without
+     * this, an unplugged device's peers would go on sending to it.
+     */
+    qemu_chr_fe_disconnect(&s->chr);
     event_notifier_set_handler(&s->doorbell, NULL);
     ivq_noexit_serve(s, false);
     memory_region_del_eventfd(&s->bar0, IVQ_REG_DB_NOEXIT, 4, false, 0,

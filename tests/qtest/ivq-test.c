@@ -1120,6 +1120,49 @@ static void test_migration_blocked(void)
 }
 
 /*
+ * Pages lent to a receiver come back when it goes: when its process dies
+ * (B killed with 7 flips of A's queued: A's 14 lent pages are A's again,
+ * 7 more flips need them), and when its device is unplugged (B gives
+ * them back first).  An unplugged device closes its broker connection:
+ * its peers see it go (before, it stayed up for them, its queue filling
+ * with messages no one would read; this test hung there).
+ */
+static void test_flip_receiver_gone(void)
+{
+    Env *e = env_start("", ",send-size=65536,flip-threshold=4096");
+    Vm *a = &e->a, *b = &e->b;
+    const uint32_t off = 4096 - HDR, len = 8192;
+    uint32_t id_b = b->id;
+    QDict *ev;
+
+    send_n(a, b, off, len, 1, 7);
+    g_assert_cmpint(info_int(a, NULL, "flip-lent-pages"), ==, 14);
+    vm_stop(b);
+    qobject_unref(wait_peer_event(a, "IVQ_PEER_DOWN", id_b));
+    g_assert_cmpint(info_int(a, NULL, "flip-lent-pages"), ==, 0);
+    send_n(a, a, off, len, 10, 7);
+    recv_flipped(a, a, len, 10, 7);
+    g_assert_cmpint(info_int(a, NULL, "flip-fallbacks"), ==, 0);
+
+    /* A new B, unplugged with 7 of A's flips queued. */
+    vm_start(e, b, "vm-b", "", ",send-size=65536,flip-threshold=4096");
+    qobject_unref(wait_peer_event(a, "IVQ_PEER_UP", b->id));
+    send_n(a, b, off, len, 20, 7);
+    g_assert_cmpint(info_int(a, NULL, "flip-lent-pages"), ==, 14);
+    qpci_unplug_acpi_device_test(b->qts, "q", SLOT);
+    ev = wait_peer_event(a, "IVQ_PEER_DOWN", b->id);
+    qobject_unref(ev);
+    /* Gone for the copy path too (it used to stay up for its peers). */
+    g_assert_cmpuint(send_one(a, b->id, 64, 40, true), ==, PEER_DOWN);
+    /* Given back before B's connection closed: A took them on the way. */
+    send_n(a, a, off, len, 30, 7);
+    recv_flipped(a, a, len, 30, 7);
+    g_assert_cmpint(info_int(a, NULL, "flip-lent-pages"), ==, 0);
+    g_assert_cmpint(info_int(a, NULL, "flip-fallbacks"), ==, 0);
+    env_stop(e);
+}
+
+/*
  * RAS does not retire a page of the message window: the peers map the
  * same memfd and would keep writing to the old page (before the window
  * was the memfd mapped as file RAM, the retirement went through).
@@ -1158,6 +1201,7 @@ int main(int argc, char **argv)
     qtest_add_func("/ivq/order-identity", test_order_identity);
     qtest_add_func("/ivq/noexit-iothread", test_noexit_iothread);
     qtest_add_func("/ivq/flip", test_flip);
+    qtest_add_func("/ivq/flip-receiver-gone", test_flip_receiver_gone);
     qtest_add_func("/ivq/ras-refuses-window", test_ras_refuses_window);
     qtest_add_func("/ivq/flow-control", test_flow_control);
     qtest_add_func("/ivq/bad-input", test_bad_input);
